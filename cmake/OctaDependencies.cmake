@@ -1,0 +1,25 @@
+# Third-party dependencies (spdlog, fmt, CLI11, nlohmann_json, zlib, OpenSSL, libcurl, OpenBLAS,
+# OpenMP, Catch2), all from Debian packages installed by scripts/setup.sh. Nothing is
+# downloaded at build time; a missing package stops configure with the package to install.
+macro(octa_require pkg debian)
+  find_package(${pkg} ${ARGN} QUIET)
+  if(NOT ${pkg}_FOUND)
+    message(FATAL_ERROR "octa needs ${pkg}: install the Debian package '${debian}' "
+                        "(scripts/setup.sh installs every dependency).")
+  endif()
+endmacro()
+
+octa_require(fmt libfmt-dev)
+octa_require(spdlog libspdlog-dev)
+octa_require(CLI11 libcli11-dev)
+octa_require(nlohmann_json nlohmann-json3-dev)
+octa_require(ZLIB zlib1g-dev)
+octa_require(OpenSSL libssl-dev)
+octa_require(OpenMP libomp-dev)
+set(BLA_VENDOR OpenBLAS)
+octa_require(BLAS libopenblas-dev)
+find_path(OCTA_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu/openblas-pthread)
+if(NOT OCTA_CBLAS_INCLUDE_DIR)
+  message(FATAL_ERROR "octa needs cblas.h: install the Debian package 'libopenblas-dev'.")
+endif()
+octa_require(CURL libcurl4-openssl-dev)

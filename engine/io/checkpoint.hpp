@@ -1,0 +1,60 @@
+// engine/io/checkpoint.hpp: model weights and training state as safetensors files.
+//
+//   PATH                     the model's state_dict with PyTorch's names and shapes (float32), plus
+//                            `bnK.num_batches_tracked` (int64 scalar) for model B: a PyTorch user
+//                            runs model.load_state_dict(safetensors.torch.load_file(PATH)).
+//   PATH minus .safetensors  + ".optim.safetensors": optimiser state (exp_avg.<name>, ...), its
+//                            step count, and the epoch/seed/run id that --resume needs.
+// Both are written atomically; loading checks names, shapes, dtypes and sizes against the
+// ParamTable, and that the two files belong to the same run and epoch.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/model/param_table.hpp"
+#include "engine/optim/optimizer.hpp"
+
+namespace octa {
+
+// Everything a model *is*: parameters and BatchNorm buffers in the ParamTable's layout.
+struct ModelState {
+  std::vector<float> values;             // table.num_total() floats
+  std::int64_t num_batches_tracked = 0;  // BatchNorm's counter (model B; all layers share it)
+};
+
+// What --resume needs besides the model.
+struct TrainingState {
+  int epochs_done = 0;
+  std::uint64_t seed = 0;
+  std::string run_id;
+  OptimizerConfig optimizer;
+  OptimizerState optimizer_state;
+};
+
+std::filesystem::path optimizer_state_path(const std::filesystem::path& weights_path);
+
+// Weights only (what --save-weights / PyTorch interchange needs). Metadata is added to the file's
+// __metadata__ next to octa's own keys.
+void save_weights(const std::filesystem::path& path, const ParamTable& table,
+                  const ModelState& model, const std::map<std::string, std::string>& metadata = {});
+
+// Strict, like load_state_dict(strict=True): every name present, none unexpected, F32 with the
+// right shape (num_batches_tracked: I64 scalar). Errors name the file and the tensor.
+ModelState load_weights(const std::filesystem::path& path, const ParamTable& table);
+
+// Weights file plus optimiser-state file (the optimiser file is written first: a crash in between
+// leaves two files that disagree on the epoch, which load_checkpoint reports).
+void save_checkpoint(const std::filesystem::path& path, const ParamTable& table,
+                     const ModelState& model, const TrainingState& training);
+
+struct Checkpoint {
+  ModelState model;
+  TrainingState training;
+};
+Checkpoint load_checkpoint(const std::filesystem::path& path, const ParamTable& table);
+
+}  // namespace octa

@@ -1,0 +1,273 @@
+// apps/train_gpu.cpp: train the tutorial's "is it an 8?" CNN on MNIST, evaluate it, save it.
+// The GPU is the point; without one (no driver, no device, or a CPU-only build) `--device auto`
+// says so plainly and trains on the CPU reference path.
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "engine/core/atomic_file.hpp"
+#include "engine/core/device_probe.hpp"
+#include "engine/core/error.hpp"
+#include "engine/core/log.hpp"
+#include "engine/cpu/blas.hpp"
+#include "engine/data/mnist.hpp"
+#include "engine/io/checkpoint.hpp"
+#include "engine/train/cpu_backend.hpp"
+#include "engine/train/progress.hpp"
+#include "engine/train/trainer.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Args {
+  std::string data_dir = "./data";
+  bool no_download = false;
+  std::string model = "a";
+  int epochs = 5;
+  double lr = 1e-3;
+  int batch_size = 64;
+  int test_batch_size = 1000;
+  std::uint64_t seed = 0;
+  int target_digit = 8;
+  std::string optimizer = "adam";
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.0;
+  double momentum = 0.0, dampening = 0.0;
+  bool nesterov = false;
+  float pos_weight = 1.0f;
+  std::size_t max_train = 0, max_test = 0;
+  bool drop_last = false;
+  std::string device = "auto";
+  int threads = 0;
+  std::string checkpoint;  // default: runs/model_<a|b>.safetensors
+  bool no_checkpoint = false;
+  std::string resume;
+  std::string init_from;
+  std::string metrics_out;
+  std::string log_level = "info";
+};
+
+const char* kExamples = R"(
+Examples:
+  train_gpu                                    model A, 5 epochs, MNIST from ./data (or ./data/MNIST/raw)
+  train_gpu --model b --epochs 10              the tutorial's final model and schedule
+  train_gpu --device cpu --max-train 10000 --epochs 1
+                                               a quick run on the CPU reference path
+  train_gpu --metrics-out runs/metrics.json    metrics as JSON as well
+  train_gpu --resume runs/model_a.safetensors --epochs 8
+                                               continue a run from its last checkpoint
+Load the weights in PyTorch:
+  model.load_state_dict(safetensors.torch.load_file("runs/model_a.safetensors"))
+)";
+
+std::string make_run_id() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+int run(const Args& a) {
+  // --- configuration, validated before any work -------------------------------------------------
+  const octa::Arch arch = octa::parse_arch(a.model);
+  octa::OptimizerConfig opt;
+  opt.kind = octa::parse_optimizer(a.optimizer);
+  opt.lr = a.lr;
+  opt.beta1 = a.beta1;
+  opt.beta2 = a.beta2;
+  opt.eps = a.adam_eps;
+  opt.weight_decay = a.weight_decay;
+  opt.momentum = a.momentum;
+  opt.dampening = a.dampening;
+  opt.nesterov = a.nesterov;
+  opt.validate();
+  OCTA_CHECK(a.pos_weight > 0.0f, "--pos-weight: must be positive, got {}", a.pos_weight);
+  OCTA_CHECK(a.resume.empty() || a.init_from.empty(),
+             "--resume and --init-from exclude each other");
+
+  // --- device ---------------------------------------------------------------------------------
+  const octa::DeviceProbe probe = octa::probe_cuda_device();
+  if (a.device == "cuda" || a.device == "auto") {
+    if (probe.available) {
+      const std::string msg = fmt::format(
+          "found {} (compute capability {}.{}), but this build has no CUDA training engine yet",
+          probe.name, probe.cc_major, probe.cc_minor);
+      OCTA_CHECK(a.device != "cuda", "--device cuda: {}; use --device cpu", msg);
+      spdlog::warn("{}: training on the CPU reference path", msg);
+    } else {
+      OCTA_CHECK(a.device != "cuda", "--device cuda: {}", probe.reason);
+      spdlog::warn(
+          "No GPU: {}. Training on the CPU reference path instead (slower; see "
+          "--device).",
+          probe.reason);
+    }
+  }
+  if (a.threads > 0) octa::set_cpu_threads(a.threads);
+
+  // --- data -------------------------------------------------------------------------------------
+  octa::data::FindOptions find;
+  find.allow_download = !a.no_download;
+  const octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
+  // --max-train/--max-test 0 mean "all".
+  const octa::data::Split train_split =
+      a.max_train > 0 ? octa::data::take_first(mnist.train, a.max_train) : mnist.train;
+  const octa::data::Split test_split =
+      a.max_test > 0 ? octa::data::take_first(mnist.test, a.max_test) : mnist.test;
+  spdlog::info("MNIST: {} training and {} test images (digit {} vs rest)", train_split.count,
+               test_split.count, a.target_digit);
+
+  // --- model, optimiser, optional resume --------------------------------------------------------
+  octa::BackendConfig bc;
+  bc.arch = arch;
+  bc.optimizer = opt;
+  bc.max_batch = std::max(a.batch_size, a.test_batch_size);
+  bc.seed = a.seed;
+  bc.pos_weight = a.pos_weight;
+  octa::TrainOptions to;
+  to.epochs = a.epochs;
+  to.batch_size = a.batch_size;
+  to.test_batch_size = a.test_batch_size;
+  to.drop_last = a.drop_last;
+  to.seed = a.seed;
+  to.target_digit = a.target_digit;
+  to.optimizer = opt;
+  to.run_id = make_run_id();
+  to.interactive = octa::stderr_is_terminal();
+  if (!a.no_checkpoint) {
+    to.checkpoint = a.checkpoint.empty()
+                        ? fs::path("runs") / fmt::format("model_{}.safetensors", a.model)
+                        : fs::path(a.checkpoint);
+  }
+  OCTA_CHECK(a.batch_size > 0, "--batch-size: must be positive, got {}", a.batch_size);
+  OCTA_CHECK(a.test_batch_size > 0, "--test-batch-size: must be positive, got {}",
+             a.test_batch_size);
+  OCTA_CHECK(a.target_digit >= 0 && a.target_digit <= 9, "--target-digit: must be 0..9, got {}",
+             a.target_digit);
+
+  int epochs_done = 0;
+  std::unique_ptr<octa::TrainingBackend> backend;
+  const octa::ParamTable table = octa::ParamTable::for_arch(arch);
+  if (!a.resume.empty()) {
+    const octa::Checkpoint ck = octa::load_checkpoint(a.resume, table);
+    if (ck.training.seed != a.seed) {
+      spdlog::info("--resume: continuing with the checkpoint's seed {}", ck.training.seed);
+    }
+    bc.seed = to.seed = ck.training.seed;
+    bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
+    to.run_id = ck.training.run_id;
+    epochs_done = ck.training.epochs_done;
+    backend = octa::make_cpu_backend(bc);
+    backend->load(ck.model, &ck.training.optimizer_state);
+    spdlog::info("resumed {} at epoch {} of {}", a.resume, epochs_done, a.epochs);
+  } else {
+    backend = octa::make_cpu_backend(bc);
+    if (!a.init_from.empty()) {
+      backend->load(octa::load_weights(a.init_from, table), nullptr);
+      spdlog::info("initial weights from {}", a.init_from);
+    }
+  }
+  spdlog::info("model {}: {} trainable parameters; {} on {}; batch {}, {} epochs", a.model,
+               table.num_trainable(), octa::optimizer_name(opt.kind), backend->description(),
+               a.batch_size, a.epochs);
+
+  // --- train, evaluate, report ------------------------------------------------------------------
+  const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
+  std::printf("%s\n", octa::format_report(report.test, a.target_digit).c_str());
+  if (!to.checkpoint.empty()) {
+    spdlog::info("weights: {} (optimiser state: {})", to.checkpoint.string(),
+                 octa::optimizer_state_path(to.checkpoint).string());
+  }
+  if (!a.metrics_out.empty()) {
+    nlohmann::json j;
+    j["device"] = backend->description();
+    j["model"] = octa::arch_name(arch);
+    j["trainable_parameters"] = table.num_trainable();
+    j["config"] = {{"epochs", a.epochs},
+                   {"batch_size", a.batch_size},
+                   {"test_batch_size", a.test_batch_size},
+                   {"lr", opt.lr},
+                   {"optimizer", octa::optimizer_name(opt.kind)},
+                   {"seed", to.seed},
+                   {"target_digit", a.target_digit},
+                   {"pos_weight", a.pos_weight},
+                   {"train_images", train_split.count},
+                   {"test_images", test_split.count}};
+    j["epochs"] = nlohmann::json::array();
+    for (const auto& e : report.epochs) j["epochs"].push_back(octa::to_json(e));
+    j["test"] = octa::to_json(report.test);
+    if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
+    octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
+    spdlog::info("metrics: {}", a.metrics_out);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  octa::cpu::reexec_with_tuned_blas(argv);
+  Args a;
+  CLI::App app{
+      "train_gpu: train the MNIST \"is it an 8?\" CNN (the PyTorch tutorial's model A or "
+      "B) with octa's CUDA engine, or its CPU reference path where there is no GPU."};
+  app.footer(kExamples);
+  app.get_formatter()->column_width(34);
+  app.add_option("--data-dir", a.data_dir,
+                 "MNIST directory: the four IDX files (.gz or not), or torchvision's MNIST/raw "
+                 "below it")
+      ->capture_default_str();
+  app.add_flag("--no-download", a.no_download, "Never download missing MNIST files");
+  app.add_option("--model", a.model, "a: the tutorial's CNN; b: BatchNorm + GAP + dropout")
+      ->capture_default_str();
+  app.add_option("--epochs", a.epochs, "Total epochs (a resumed run continues to this)")
+      ->capture_default_str();
+  app.add_option("--lr", a.lr, "Learning rate")->capture_default_str();
+  app.add_option("--batch-size", a.batch_size, "Training batch size")->capture_default_str();
+  app.add_option("--test-batch-size", a.test_batch_size, "Evaluation batch size")
+      ->capture_default_str();
+  app.add_flag("--drop-last", a.drop_last, "Drop the last incomplete training batch");
+  app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
+      ->capture_default_str();
+  app.add_option("--target-digit", a.target_digit, "The digit to recognise")->capture_default_str();
+  app.add_option("--optimizer", a.optimizer, "adam or sgd")->capture_default_str();
+  app.add_option("--beta1", a.beta1, "Adam beta1")->capture_default_str();
+  app.add_option("--beta2", a.beta2, "Adam beta2")->capture_default_str();
+  app.add_option("--adam-eps", a.adam_eps, "Adam epsilon")->capture_default_str();
+  app.add_option("--weight-decay", a.weight_decay, "L2 penalty added to the gradient")
+      ->capture_default_str();
+  app.add_option("--momentum", a.momentum, "SGD momentum")->capture_default_str();
+  app.add_option("--dampening", a.dampening, "SGD dampening")->capture_default_str();
+  app.add_flag("--nesterov", a.nesterov, "SGD with Nesterov momentum");
+  app.add_option("--pos-weight", a.pos_weight,
+                 "BCEWithLogitsLoss pos_weight (about 9 balances 8s against the rest)")
+      ->capture_default_str();
+  app.add_option("--max-train", a.max_train, "Use only the first N training images (0: all)");
+  app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)");
+  app.add_option("--device", a.device, "auto (GPU if usable, else CPU), cuda or cpu")
+      ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
+      ->capture_default_str();
+  app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
+  app.add_option("--checkpoint", a.checkpoint,
+                 "Weights file written after every epoch [runs/model_<a|b>.safetensors]; the "
+                 "optimiser state goes beside it as *.optim.safetensors");
+  app.add_flag("--no-checkpoint", a.no_checkpoint, "Do not write checkpoints");
+  app.add_option("--resume", a.resume, "Continue the run saved in this checkpoint");
+  app.add_option("--init-from", a.init_from,
+                 "Start from these weights (safetensors, e.g. exported from PyTorch)");
+  app.add_option("--metrics-out", a.metrics_out, "Also write all metrics as JSON here");
+  app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    octa::init_logging(octa::parse_log_level(a.log_level));
+    return run(a);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "train_gpu: error: %s\n", e.what());
+    return 1;
+  }
+}

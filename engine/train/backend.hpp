@@ -1,0 +1,40 @@
+// engine/train/backend.hpp: what the training loop needs from a device. The CPU reference
+// (cpu_backend.hpp) and the CUDA engine implement it; the loop itself (trainer.hpp), metrics,
+// checkpoints and resume are shared, so both paths behave the same to a user.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/io/checkpoint.hpp"
+#include "engine/model/param_table.hpp"
+
+namespace octa {
+
+class TrainingBackend {
+ public:
+  virtual ~TrainingBackend() = default;
+
+  // e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H100 80GB HBM3"
+  virtual std::string description() const = 0;
+  virtual const ParamTable& table() const = 0;
+
+  // One optimisation step on a batch. images: (n, 1, 28, 28) normalised; targets: (n) 0/1.
+  // step: the 0-based global step index (it selects the dropout stream, so a resumed run draws
+  // the same masks as an uninterrupted one). May run asynchronously.
+  virtual void train_step(const float* images, const float* targets, int n, std::int64_t step) = 0;
+
+  // The sum over samples of the training loss of every train_step since the last call (the mean
+  // loss of a batch times its size), then resets it. Waits for outstanding work.
+  virtual double take_loss_sum() = 0;
+
+  // Eval mode (BatchNorm running statistics, no dropout), no gradients. logits: (n).
+  virtual void predict(const float* images, int n, float* logits) = 0;
+
+  // Host copies of the model and optimiser state, and their restoration (resume, --init-from).
+  virtual ModelState model_state() = 0;
+  virtual OptimizerState optimizer_state() = 0;
+  virtual void load(const ModelState& model, const OptimizerState* optimizer) = 0;
+};
+
+}  // namespace octa

@@ -1,0 +1,116 @@
+// engine/train/trainer.cpp: epochs, loss bookkeeping, the divergence guard, checkpoints,
+// evaluation.
+#include "engine/train/trainer.hpp"
+
+#include <cmath>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/core/error.hpp"
+#include "engine/data/loader.hpp"
+#include "engine/model/cpu_model.hpp"
+#include "engine/train/progress.hpp"
+
+namespace octa {
+
+namespace {
+constexpr std::size_t kPixels = kImageSize * kImageSize;
+}  // namespace
+
+BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
+                       int target_digit) {
+  data::BatchLoader loader(split, batch_size, /*shuffle=*/false, /*drop_last=*/false, 0,
+                           target_digit);
+  loader.start_epoch(0);
+  const auto bs = static_cast<std::size_t>(batch_size);
+  std::vector<float> images(bs * kPixels), targets(bs);
+  std::vector<float> all_logits, all_targets;
+  all_logits.reserve(static_cast<std::size_t>(split.count));
+  all_targets.reserve(static_cast<std::size_t>(split.count));
+  std::vector<float> logits(bs);
+  for (std::size_t b = 0; b < loader.num_batches(); ++b) {
+    const int n = loader.fill(b, images.data(), targets.data(), nullptr);
+    backend.predict(images.data(), n, logits.data());
+    all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + n);
+    all_targets.insert(all_targets.end(), targets.begin(), targets.begin() + n);
+  }
+  return compute_binary_metrics(all_logits, all_targets);
+}
+
+TrainReport train(TrainingBackend& backend, const data::Split& train_split,
+                  const data::Split& test_split, const TrainOptions& opt, int epochs_done) {
+  OCTA_CHECK(opt.epochs > 0, "--epochs: must be positive, got {}", opt.epochs);
+  OCTA_CHECK(train_split.count > 0 && test_split.count > 0,
+             "nothing to do: {} training and {} test images", train_split.count, test_split.count);
+  OCTA_CHECK(epochs_done >= 0 && epochs_done <= opt.epochs,
+             "--resume: the checkpoint has {} epochs done, more than --epochs {}", epochs_done,
+             opt.epochs);
+  data::BatchLoader loader(train_split, opt.batch_size, /*shuffle=*/true, opt.drop_last, opt.seed,
+                           opt.target_digit);
+  const auto bs = static_cast<std::size_t>(opt.batch_size);
+  std::vector<float> images(bs * kPixels), targets(bs);
+  const auto steps_per_epoch = static_cast<std::int64_t>(loader.num_batches());
+  const int sync_every = std::max(1, opt.loss_sync_every);
+  TrainReport report;
+
+  for (int epoch = epochs_done; epoch < opt.epochs; ++epoch) {
+    loader.start_epoch(static_cast<std::uint64_t>(epoch));
+    std::int64_t epoch_images = 0;
+    double loss_sum = 0.0;
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, opt.epochs),
+                      static_cast<std::int64_t>(steps_per_epoch == 0 ? 0 : train_split.count),
+                      opt.interactive);
+    for (std::int64_t b = 0; b < steps_per_epoch; ++b) {
+      const int n =
+          loader.fill(static_cast<std::size_t>(b), images.data(), targets.data(), nullptr);
+      const std::int64_t step = epoch * steps_per_epoch + b;
+      backend.train_step(images.data(), targets.data(), n, step);
+      epoch_images += n;
+      if ((b + 1) % sync_every == 0 || b + 1 == steps_per_epoch) {
+        loss_sum += backend.take_loss_sum();
+        if (!std::isfinite(loss_sum)) {
+          progress.finish();
+          throw Error(fmt::format(
+              "training diverged: the loss became {} in epoch {} by step {} (lower --lr?); {}",
+              loss_sum, epoch + 1, b + 1,
+              opt.checkpoint.empty() || epoch == epochs_done
+                  ? std::string("no checkpoint of this run was written")
+                  : fmt::format("the last good checkpoint (epoch {}) is kept at {}", epoch,
+                                opt.checkpoint.string())));
+        }
+        progress.update(epoch_images, loss_sum / static_cast<double>(epoch_images));
+      }
+    }
+    EpochStats stats;
+    stats.epoch = epoch + 1;
+    stats.seconds = progress.finish();
+    stats.mean_loss = epoch_images > 0 ? loss_sum / static_cast<double>(epoch_images) : NAN;
+    stats.images_per_second = static_cast<double>(epoch_images) / stats.seconds;
+    spdlog::info("epoch {}/{}: mean loss {:.6f}, {:.2f} s, {:.0f} images/s", stats.epoch,
+                 opt.epochs, stats.mean_loss, stats.seconds, stats.images_per_second);
+    report.epochs.push_back(stats);
+
+    if (!opt.checkpoint.empty()) {
+      TrainingState ts;
+      ts.epochs_done = epoch + 1;
+      ts.seed = opt.seed;
+      ts.run_id = opt.run_id;
+      ts.optimizer = opt.optimizer;
+      ts.optimizer_state = backend.optimizer_state();
+      save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
+      spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
+    }
+  }
+  report.test = evaluate(backend, test_split, opt.test_batch_size, opt.target_digit);
+  return report;
+}
+
+nlohmann::json to_json(const EpochStats& e) {
+  return {{"epoch", e.epoch},
+          {"mean_loss", e.mean_loss},
+          {"seconds", e.seconds},
+          {"images_per_second", e.images_per_second}};
+}
+
+}  // namespace octa

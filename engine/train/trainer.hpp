@@ -1,0 +1,57 @@
+// engine/train/trainer.hpp: the training loop shared by every backend: epochs over a freshly
+// shuffled training set, the per-epoch mean loss (over every sample, not the last batch's),
+// a NaN/Inf guard, a checkpoint after each epoch, and evaluation in eval mode.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/data/mnist.hpp"
+#include "engine/io/checkpoint.hpp"
+#include "engine/train/backend.hpp"
+#include "engine/train/metrics.hpp"
+
+namespace octa {
+
+struct TrainOptions {
+  int epochs = 5;  // total epochs of the run (a resumed run continues to this)
+  int batch_size = 64;
+  int test_batch_size = 1000;
+  bool drop_last = false;
+  std::uint64_t seed = 0;  // shuffle order (and, through the backend, init/dropout)
+  int target_digit = 8;
+  OptimizerConfig optimizer;         // recorded in checkpoints
+  std::filesystem::path checkpoint;  // written after every epoch; empty: none
+  std::string run_id;                // ties a checkpoint's two files together
+  bool interactive = false;          // redraw a progress line on the terminal
+  int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
+};
+
+struct EpochStats {
+  int epoch = 0;         // 1-based
+  double mean_loss = 0;  // mean BCE over every training sample of the epoch
+  double seconds = 0;
+  double images_per_second = 0;
+};
+
+struct TrainReport {
+  std::vector<EpochStats> epochs;
+  BinaryMetrics test;
+};
+
+// Trains epochs [epochs_done, options.epochs) and evaluates on `test`. Throws octa::Error when the
+// loss becomes NaN or Inf, naming the epoch and step; the last checkpoint written is kept.
+TrainReport train(TrainingBackend& backend, const data::Split& train_split,
+                  const data::Split& test_split, const TrainOptions& options, int epochs_done = 0);
+
+// Eval-mode predictions over a split, in order, and their metrics.
+BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
+                       int target_digit);
+
+nlohmann::json to_json(const EpochStats& e);
+
+}  // namespace octa

@@ -88,6 +88,11 @@ int run(const Args& a) {
   OCTA_CHECK(a.pos_weight > 0.0f, "--pos-weight: must be positive, got {}", a.pos_weight);
   OCTA_CHECK(a.resume.empty() || a.init_from.empty(),
              "--resume and --init-from exclude each other");
+  OCTA_CHECK(a.batch_size > 0, "--batch-size: must be positive, got {}", a.batch_size);
+  OCTA_CHECK(a.test_batch_size > 0, "--test-batch-size: must be positive, got {}",
+             a.test_batch_size);
+  OCTA_CHECK(a.target_digit >= 0 && a.target_digit <= 9, "--target-digit: must be 0..9, got {}",
+             a.target_digit);
 
   // --- device ---------------------------------------------------------------------------------
   const octa::DeviceProbe probe = octa::probe_cuda_device();
@@ -107,18 +112,6 @@ int run(const Args& a) {
     }
   }
   if (a.threads > 0) octa::set_cpu_threads(a.threads);
-
-  // --- data -------------------------------------------------------------------------------------
-  octa::data::FindOptions find;
-  find.allow_download = !a.no_download;
-  const octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
-  // --max-train/--max-test 0 mean "all".
-  const octa::data::Split train_split =
-      a.max_train > 0 ? octa::data::take_first(mnist.train, a.max_train) : mnist.train;
-  const octa::data::Split test_split =
-      a.max_test > 0 ? octa::data::take_first(mnist.test, a.max_test) : mnist.test;
-  spdlog::info("MNIST: {} training and {} test images (digit {} vs rest)", train_split.count,
-               test_split.count, a.target_digit);
 
   // --- model, optimiser, optional resume --------------------------------------------------------
   octa::BackendConfig bc;
@@ -142,11 +135,6 @@ int run(const Args& a) {
                         ? fs::path("runs") / fmt::format("model_{}.safetensors", a.model)
                         : fs::path(a.checkpoint);
   }
-  OCTA_CHECK(a.batch_size > 0, "--batch-size: must be positive, got {}", a.batch_size);
-  OCTA_CHECK(a.test_batch_size > 0, "--test-batch-size: must be positive, got {}",
-             a.test_batch_size);
-  OCTA_CHECK(a.target_digit >= 0 && a.target_digit <= 9, "--target-digit: must be 0..9, got {}",
-             a.target_digit);
 
   int epochs_done = 0;
   std::unique_ptr<octa::TrainingBackend> backend;
@@ -170,6 +158,19 @@ int run(const Args& a) {
       spdlog::info("initial weights from {}", a.init_from);
     }
   }
+
+  // --- data -------------------------------------------------------------------------------------
+  octa::data::FindOptions find;
+  find.allow_download = !a.no_download;
+  const octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
+  // --max-train/--max-test 0 mean "all".
+  const octa::data::Split train_split =
+      a.max_train > 0 ? octa::data::take_first(mnist.train, a.max_train) : mnist.train;
+  const octa::data::Split test_split =
+      a.max_test > 0 ? octa::data::take_first(mnist.test, a.max_test) : mnist.test;
+  spdlog::info("MNIST: {} training and {} test images (digit {} vs rest)", train_split.count,
+               test_split.count, a.target_digit);
+
   spdlog::info("model {}: {} trainable parameters; {} on {}; batch {}, {} epochs", a.model,
                table.num_trainable(), octa::optimizer_name(opt.kind), backend->description(),
                a.batch_size, a.epochs);

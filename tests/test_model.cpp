@@ -109,7 +109,7 @@ TEST_CASE("Initialisation follows PyTorch's defaults and is reproducible from th
   CHECK(s1[t.at("conv1.bias").offset] != s1[t.at("conv2.bias").offset]);
 }
 
-TEST_CASE("Model B: train mode updates running statistics and uses dropout; eval does neither",
+TEST_CASE("Model B: train mode updates running statistics and uses dropout, eval does neither",
           "[cpu][model]") {
   const ParamTable t = ParamTable::for_arch(Arch::kB);
   std::vector<float> state(t.num_total());
@@ -142,7 +142,7 @@ TEST_CASE("Model B: train mode updates running statistics and uses dropout; eval
   CHECK(z2 != z3);
 }
 
-TEST_CASE("Model A: float and double forward agree; batch rows are independent in eval",
+TEST_CASE("Model A: float and double forward agree, batch rows are independent in eval",
           "[cpu][model]") {
   const ParamTable t = ParamTable::for_arch(Arch::kA);
   std::vector<float> state(t.num_total());

@@ -77,7 +77,7 @@ TEST_CASE("SGD: plain, momentum (buffer = g at the first step) and Nesterov", "[
   CHECK(p[0] == Approx(1.0 - 0.1 * (2.0 + 0.9 * 2.0)));
 }
 
-TEST_CASE("Optimizer: step counts and dispatches; bad hyperparameters name their flag",
+TEST_CASE("Optimizer: step counts and dispatches, bad hyperparameters name their flag",
           "[cpu][optim]") {
   OptimizerConfig cfg;
   octa::Optimizer opt(cfg, 2);

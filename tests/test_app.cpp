@@ -1,0 +1,120 @@
+// tests/test_app.cpp: train_gpu as a user runs it: --help, errors that name the flag or file, and
+// a short real run with metrics JSON, checkpoints and --resume.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/real_data.hpp"
+#include "tests/support/skip.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs train_gpu with `args` (already shell-quoted as needed).
+RunResult train_gpu(const std::string& args) {
+  const std::string cmd = fmt::format("'{}' {} 2>&1", OCTA_TRAIN_GPU_EXE, args);
+  RunResult r;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  while (std::fgets(buf, sizeof buf, pipe) != nullptr) r.output += buf;
+  const int status = ::pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string quoted(const std::filesystem::path& p) {
+  return fmt::format("'{}'", p.string());
+}
+
+}  // namespace
+
+TEST_CASE("train_gpu --help lists its options with examples", "[cpu][app]") {
+  const RunResult r = train_gpu("--help");
+  INFO(r.output);
+  CHECK(r.exit_code == 0);
+  for (const char* flag :
+       {"--data-dir", "--model", "--epochs", "--lr", "--batch-size", "--test-batch-size", "--seed",
+        "--target-digit", "--optimizer", "--max-train", "--max-test", "--device", "--metrics-out",
+        "--resume", "--checkpoint", "--pos-weight", "--log-level"}) {
+    CHECK_THAT(r.output, Catch::Contains(flag));
+  }
+  CHECK_THAT(r.output, Catch::Contains("Examples:"));
+}
+
+TEST_CASE("train_gpu rejects bad flags and missing data with messages that name them",
+          "[cpu][app]") {
+  octa::test::TempDir dir("app");
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {"--model c", "--model"},
+      {"--device tpu", "--device"},
+      {"--optimizer rmsprop", "--optimizer"},
+      {"--lr -1", "--lr"},
+      {"--log-level loud", "--log-level"},
+      {fmt::format("--target-digit 11 --data-dir {}", quoted(dir.path())), "--target-digit"},
+      {fmt::format("--data-dir {}", quoted(dir.path())), "train-images-idx3-ubyte"},
+      {fmt::format("--resume {}", quoted(dir / "none.safetensors")), "none.safetensors"},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = train_gpu(fmt::format("{} --no-download", c.args));
+    INFO(c.args << "\n" << r.output);
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Catch::Contains(c.expect));
+    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
+  }
+}
+
+TEST_CASE("train_gpu trains on real MNIST, writes metrics JSON and checkpoints, and resumes",
+          "[cpu][app][real]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  octa::test::TempDir dir("app");
+  const std::string common = fmt::format(
+      "--device cpu --no-download --data-dir {} --max-train 640 --max-test 500 --seed 5 "
+      "--checkpoint {}",
+      quoted(*data), quoted(dir / "m.safetensors"));
+  const RunResult first = train_gpu(
+      fmt::format("{} --epochs 1 --metrics-out {}", common, quoted(dir / "metrics1.json")));
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+  CHECK_THAT(first.output,
+             Catch::Contains("majority baseline") && Catch::Contains("confusion matrix"));
+  CHECK(std::filesystem::exists(dir / "m.safetensors"));
+  CHECK(std::filesystem::exists(dir / "m.optim.safetensors"));
+  std::ifstream in1(dir / "metrics1.json");
+  const auto j1 = nlohmann::json::parse(in1);
+  CHECK(j1["epochs"].size() == 1);
+  CHECK(j1["test"]["count"] == 500);
+  CHECK(j1["test"]["accuracy"].get<double>() > 0.5);
+  CHECK(j1["config"]["train_images"] == 640);
+
+  const RunResult second =
+      train_gpu(fmt::format("{} --epochs 2 --resume {} --metrics-out {}", common,
+                            quoted(dir / "m.safetensors"), quoted(dir / "metrics2.json")));
+  INFO(second.output);
+  REQUIRE(second.exit_code == 0);
+  CHECK_THAT(second.output, Catch::Contains("resumed"));
+  std::ifstream in2(dir / "metrics2.json");
+  const auto j2 = nlohmann::json::parse(in2);
+  REQUIRE(j2["epochs"].size() == 1);
+  CHECK(j2["epochs"][0]["epoch"] == 2);
+  CHECK(std::isfinite(j2["epochs"][0]["mean_loss"].get<double>()));
+}

@@ -1,0 +1,29 @@
+// engine/gpu/cuda_backend.hpp: the CUDA engine as a TrainingBackend. Parameters, gradients and
+// optimiser state live in single device buffers laid out by the ParamTable; every activation is
+// allocated up front for the largest batch; after warm-up the whole training step (forward, loss,
+// backward, optimiser) is captured as one CUDA graph and replayed.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "engine/train/cpu_backend.hpp"
+
+namespace octa {
+
+// Which convolution implementation the GPU engine uses (--conv).
+enum class ConvPath { kFused, kCudnn };
+ConvPath parse_conv_path(std::string_view name);  // "fused" | "cudnn"; errors name --conv
+const char* conv_path_name(ConvPath path);
+
+struct CudaBackendOptions {
+  ConvPath conv = ConvPath::kFused;
+  bool use_graph = true;  // capture the step as a CUDA graph after warm-up
+  int device = 0;
+};
+
+// Throws octa::Error (CudaError) with what the run needed when device memory runs out.
+std::unique_ptr<TrainingBackend> make_cuda_backend(const BackendConfig& config,
+                                                   const CudaBackendOptions& options);
+
+}  // namespace octa

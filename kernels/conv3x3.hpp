@@ -1,0 +1,32 @@
+// kernels/conv3x3.hpp: octa's own 3x3 / stride 1 / pad 1 convolution kernels (the `--conv fused`
+// path), float32, NCHW. Deterministic: no floating-point atomics; every reduction has a fixed order.
+#pragma once
+
+#include "kernels/common.hpp"
+
+namespace octa::gpu {
+
+// out: (N, Cout, H, W) = epilogue(conv3x3(in, weight) + bias)
+// in: (N, Cin, H, W)   weight: (Cout, Cin, 3, 3)   bias: (Cout)
+void conv3x3_forward(float* out, const float* in, const float* weight, const float* bias, int N,
+                     int Cin, int Cout, int H, int W, Epilogue epilogue, cudaStream_t stream);
+
+// Model A's stages fused: act = relu(conv3x3(in) + bias) (N, Cout, H, W), kept for backward, and
+// pooled = maxpool2x2(act) (N, Cout, H/2, W/2), in one pass over the output.
+void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, const float* weight,
+                                  const float* bias, int N, int Cin, int Cout, int H, int W,
+                                  cudaStream_t stream);
+
+// din: (N, Cin, H, W) = gradient w.r.t. the input, given dout: (N, Cout, H, W).
+void conv3x3_backward_data(float* din, const float* dout, const float* weight, int N, int Cin,
+                           int Cout, int H, int W, cudaStream_t stream);
+
+// dweight: (Cout, Cin, 3, 3), dbias: (Cout), overwritten. Reduces over N*H*W in two fixed-order
+// stages through `workspace` (conv3x3_backward_filter_workspace(...) floats), so the result is
+// bit-identical from run to run.
+std::size_t conv3x3_backward_filter_workspace(int N, int Cin, int Cout, int H, int W);
+void conv3x3_backward_filter(float* dweight, float* dbias, const float* dout, const float* in,
+                             int N, int Cin, int Cout, int H, int W, float* workspace,
+                             cudaStream_t stream);
+
+}  // namespace octa::gpu

@@ -17,6 +17,9 @@
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
 #include "engine/data/mnist.hpp"
+#if defined(OCTA_HAVE_CUDA)
+#include "engine/gpu/cuda_backend.hpp"
+#endif
 #include "engine/io/checkpoint.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/progress.hpp"
@@ -44,6 +47,7 @@ struct Args {
   std::size_t max_train = 0, max_test = 0;
   bool drop_last = false;
   std::string device = "auto";
+  std::string conv = "fused";
   int threads = 0;
   std::string checkpoint;  // default: runs/model_<a|b>.safetensors
   bool no_checkpoint = false;
@@ -96,19 +100,14 @@ int run(const Args& a) {
 
   // --- device ---------------------------------------------------------------------------------
   const octa::DeviceProbe probe = octa::probe_cuda_device();
-  if (a.device == "cuda" || a.device == "auto") {
+  bool use_gpu = false;
+  if (a.device != "cpu") {
     if (probe.available) {
-      const std::string msg = fmt::format(
-          "found {} (compute capability {}.{}), but this build has no CUDA training engine yet",
-          probe.name, probe.cc_major, probe.cc_minor);
-      OCTA_CHECK(a.device != "cuda", "--device cuda: {}; use --device cpu", msg);
-      spdlog::warn("{}: training on the CPU reference path", msg);
+      use_gpu = true;
     } else {
       OCTA_CHECK(a.device != "cuda", "--device cuda: {}", probe.reason);
-      spdlog::warn(
-          "No GPU: {}. Training on the CPU reference path instead (slower; see "
-          "--device).",
-          probe.reason);
+      spdlog::warn("No GPU: {}. Training on the CPU reference path instead (slower; see --device).",
+                   probe.reason);
     }
   }
   if (a.threads > 0) octa::set_cpu_threads(a.threads);
@@ -136,6 +135,19 @@ int run(const Args& a) {
                         : fs::path(a.checkpoint);
   }
 
+  // The GPU reads the loss every 100 steps (a read waits for the device); the CPU every step.
+  to.loss_sync_every = use_gpu ? 100 : 1;
+  const auto make_backend = [&](const octa::BackendConfig& config) {
+#if defined(OCTA_HAVE_CUDA)
+    if (use_gpu) {
+      octa::CudaBackendOptions cuda;
+      cuda.conv = octa::parse_conv_path(a.conv);
+      return octa::make_cuda_backend(config, cuda);
+    }
+#endif
+    return octa::make_cpu_backend(config);
+  };
+
   int epochs_done = 0;
   std::unique_ptr<octa::TrainingBackend> backend;
   const octa::ParamTable table = octa::ParamTable::for_arch(arch);
@@ -148,11 +160,11 @@ int run(const Args& a) {
     bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
     epochs_done = ck.training.epochs_done;
-    backend = octa::make_cpu_backend(bc);
+    backend = make_backend(bc);
     backend->load(ck.model, &ck.training.optimizer_state);
     spdlog::info("resumed {} at epoch {} of {}", a.resume, epochs_done, a.epochs);
   } else {
-    backend = octa::make_cpu_backend(bc);
+    backend = make_backend(bc);
     if (!a.init_from.empty()) {
       backend->load(octa::load_weights(a.init_from, table), nullptr);
       spdlog::info("initial weights from {}", a.init_from);
@@ -250,6 +262,9 @@ int main(int argc, char** argv) {
   app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)");
   app.add_option("--device", a.device, "auto (GPU if usable, else CPU), cuda or cpu")
       ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
+      ->capture_default_str();
+  app.add_option("--conv", a.conv, "GPU convolutions: fused (octa's kernels) or cudnn")
+      ->check(CLI::IsMember({"fused", "cudnn"}))
       ->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
   app.add_option("--checkpoint", a.checkpoint,

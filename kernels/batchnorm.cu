@@ -22,11 +22,6 @@ using cuda::NvtxRange;
 // channel keeps the launchers workspace-free; the price is that only C blocks run.
 constexpr int kChannelThreads = 1024;
 constexpr unsigned int kThreads = 256;
-constexpr unsigned int kMaxBlocks = 1u << 16;
-
-unsigned int grid_for(std::size_t n) {
-  return std::max(1u, std::min(blocks_for(n, kThreads), kMaxBlocks));
-}
 
 void check_sizes(const char* op, int N, int C, int HW) {
   require_positive(op, "N", N);
@@ -230,7 +225,7 @@ void batchnorm_forward_eval(float* out, const float* in, const float* gamma, con
   require_pointer(op, "running_var", running_var);
   const std::size_t total =
       static_cast<std::size_t>(N) * static_cast<std::size_t>(C) * static_cast<std::size_t>(HW);
-  batchnorm_forward_eval_kernel<<<grid_for(total), kThreads, 0, stream>>>(
+  batchnorm_forward_eval_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, stream>>>(
       out, in, gamma, beta, running_mean, running_var, total, C, HW, eps, epilogue);
   OCTA_CUDA_CHECK_LAUNCH();
 }

@@ -8,10 +8,10 @@
 namespace octa::gpu {
 
 // out = epilogue(gamma * (in - mean) * invstd + beta); save_mean, save_invstd: (C) for backward.
-void batchnorm_forward_train(float* out, float* save_mean, float* save_invstd,
-                             float* running_mean, float* running_var, const float* in,
-                             const float* gamma, const float* beta, int N, int C, int HW, float eps,
-                             float momentum, Epilogue epilogue, cudaStream_t stream);
+void batchnorm_forward_train(float* out, float* save_mean, float* save_invstd, float* running_mean,
+                             float* running_var, const float* in, const float* gamma,
+                             const float* beta, int N, int C, int HW, float eps, float momentum,
+                             Epilogue epilogue, cudaStream_t stream);
 
 void batchnorm_forward_eval(float* out, const float* in, const float* gamma, const float* beta,
                             const float* running_mean, const float* running_var, int N, int C,

@@ -1,5 +1,6 @@
 // kernels/conv3x3.hpp: octa's own 3x3 / stride 1 / pad 1 convolution kernels (the `--conv fused`
-// path), float32, NCHW. Deterministic: no floating-point atomics; every reduction has a fixed order.
+// path), float32, NCHW. Deterministic: no floating-point atomics; every reduction has a fixed
+// order.
 #pragma once
 
 #include "kernels/common.hpp"

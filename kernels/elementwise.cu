@@ -17,11 +17,6 @@ namespace {
 using cuda::NvtxRange;
 
 constexpr unsigned int kThreads = 256;
-constexpr unsigned int kMaxBlocks = 1u << 16;
-
-unsigned int grid_for(std::size_t n) {
-  return std::max(1u, std::min(blocks_for(n, kThreads), kMaxBlocks));
-}
 
 // bias_backward's block: 32 columns (a warp reads 32 consecutive floats of a row) by kRowGroups
 // row groups, each summing every kRowGroups-th row; the groups are then added in a fixed order.
@@ -130,7 +125,8 @@ void bias_forward(float* x, const float* bias, int N, int C, Epilogue epilogue,
   require_pointer(op, "x", x);
   require_pointer(op, "bias", bias);
   const std::size_t total = static_cast<std::size_t>(N) * static_cast<std::size_t>(C);
-  bias_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(x, bias, total, C, epilogue);
+  bias_forward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, stream>>>(x, bias, total,
+                                                                                    C, epilogue);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -155,7 +151,7 @@ void relu_backward(float* din, const float* dout, const float* out, std::size_t 
   require_pointer(op, "din", din);
   require_pointer(op, "dout", dout);
   require_pointer(op, "out", out);
-  relu_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(din, dout, out, n);
+  relu_backward_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, stream>>>(din, dout, out, n);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -170,7 +166,7 @@ void dropout_forward(float* out, std::uint8_t* mask, const float* in, std::size_
   require_pointer(op, "mask", mask);
   require_pointer(op, "in", in);
   require_pointer(op, "step (the device step counter)", step);
-  dropout_forward_kernel<<<grid_for((n + 3) / 4), kThreads, 0, stream>>>(
+  dropout_forward_kernel<<<grid_stride_blocks((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
       out, mask, in, n, p, dropout_scale(p), seed, rng_stream_base, step);
   OCTA_CUDA_CHECK_LAUNCH();
 }
@@ -184,8 +180,8 @@ void dropout_backward(float* din, const float* dout, const std::uint8_t* mask, s
   require_pointer(op, "din", din);
   require_pointer(op, "dout", dout);
   require_pointer(op, "mask", mask);
-  dropout_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(din, dout, mask, n,
-                                                                dropout_scale(p));
+  dropout_backward_kernel<<<grid_stride_blocks(n, kThreads), kThreads, 0, stream>>>(
+      din, dout, mask, n, dropout_scale(p));
   OCTA_CUDA_CHECK_LAUNCH();
 }
 

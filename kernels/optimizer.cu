@@ -26,11 +26,6 @@ namespace {
 using cuda::NvtxRange;
 
 constexpr unsigned int kThreads = 256;
-constexpr unsigned int kMaxBlocks = 1u << 16;
-
-unsigned int grid_for(std::size_t n) {
-  return std::max(1u, std::min(blocks_for(n, kThreads), kMaxBlocks));
-}
 
 bool aligned16(const void* p) {
   return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
@@ -178,8 +173,8 @@ void adam_update(float* params, const float* grads, float* m, float* v, std::siz
                    static_cast<float>(hp.weight_decay)};
   const VecSplit split =
       split_for(n, aligned16(params) && aligned16(grads) && aligned16(m) && aligned16(v));
-  adam_update_kernel<<<grid_for(split.items()), kThreads, 0, stream>>>(params, grads, m, v, split,
-                                                                       a, step);
+  adam_update_kernel<<<grid_stride_blocks(split.items(), kThreads), kThreads, 0, stream>>>(
+      params, grads, m, v, split, a, step);
   OCTA_CUDA_CHECK_LAUNCH();
   increment_step_kernel<<<1, 1, 0, stream>>>(step);
   OCTA_CUDA_CHECK_LAUNCH();
@@ -209,8 +204,8 @@ void sgd_update(float* params, const float* grads, float* momentum_buf, std::siz
   if (has_buf) require_pointer(op, "momentum_buf (momentum > 0)", momentum_buf);
   const VecSplit split =
       split_for(n, aligned16(params) && aligned16(grads) && (!has_buf || aligned16(momentum_buf)));
-  sgd_update_kernel<<<grid_for(split.items()), kThreads, 0, stream>>>(params, grads, momentum_buf,
-                                                                      split, a, step);
+  sgd_update_kernel<<<grid_stride_blocks(split.items(), kThreads), kThreads, 0, stream>>>(
+      params, grads, momentum_buf, split, a, step);
   OCTA_CUDA_CHECK_LAUNCH();
   increment_step_kernel<<<1, 1, 0, stream>>>(step);
   OCTA_CUDA_CHECK_LAUNCH();

@@ -16,12 +16,6 @@ namespace {
 using cuda::NvtxRange;
 
 constexpr unsigned int kThreads = 256;
-// Grid-stride loops cover the rest: more blocks than this only add scheduling overhead.
-constexpr unsigned int kMaxBlocks = 1u << 16;
-
-unsigned int grid_for(std::size_t n) {
-  return std::max(1u, std::min(blocks_for(n, kThreads), kMaxBlocks));
-}
 
 void check_pool(const char* op, int N, int C, int H, int W) {
   require_positive(op, "N", N);
@@ -147,7 +141,8 @@ void maxpool2x2_forward(float* out, const float* in, int N, int C, int H, int W,
   require_pointer(op, "out", out);
   require_pointer(op, "in", in);
   const std::size_t total = sz(N) * sz(C) * sz(H / 2) * sz(W / 2);
-  maxpool2x2_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(out, in, total, H, W);
+  maxpool2x2_forward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, stream>>>(
+      out, in, total, H, W);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -160,8 +155,8 @@ void maxpool2x2_backward(float* din, const float* dout, const float* in, int N, 
   require_pointer(op, "dout", dout);
   require_pointer(op, "in", in);
   const std::size_t total = sz(N) * sz(C) * sz(H / 2) * sz(W / 2);
-  maxpool2x2_backward_kernel<<<grid_for(total), kThreads, 0, stream>>>(din, dout, in, total, H, W,
-                                                                       relu_before);
+  maxpool2x2_backward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, stream>>>(
+      din, dout, in, total, H, W, relu_before);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -175,7 +170,8 @@ void global_avgpool_forward(float* out, const float* in, int N, int C, int HW,
   require_pointer(op, "out", out);
   require_pointer(op, "in", in);
   const std::size_t planes = sz(N) * sz(C);
-  global_avgpool_forward_kernel<<<grid_for(planes), kThreads, 0, stream>>>(out, in, planes, HW);
+  global_avgpool_forward_kernel<<<grid_stride_blocks(planes, kThreads), kThreads, 0, stream>>>(
+      out, in, planes, HW);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -189,7 +185,8 @@ void global_avgpool_backward(float* din, const float* dout, int N, int C, int HW
   require_pointer(op, "din", din);
   require_pointer(op, "dout", dout);
   const std::size_t total = sz(N) * sz(C) * sz(HW);
-  global_avgpool_backward_kernel<<<grid_for(total), kThreads, 0, stream>>>(din, dout, total, HW);
+  global_avgpool_backward_kernel<<<grid_stride_blocks(total, kThreads), kThreads, 0, stream>>>(
+      din, dout, total, HW);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 

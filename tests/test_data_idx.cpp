@@ -2,13 +2,11 @@
 // every valid form (plain, gzip, a directory, torchvision's layout) and every kind of bad file,
 // each error checked for the file name and the problem.
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <new>
 #include <string>
 #include <vector>
 
@@ -21,34 +19,11 @@
 #include "engine/data/hash.hpp"
 #include "engine/data/idx.hpp"
 #include "engine/data/mnist.hpp"
+#include "tests/support/alloc_watch.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using octa::test::TempDir;
-
-// --- allocation watch: the largest single allocation while g_track is set -----------------------
-namespace {
-std::atomic<bool> g_track{false};
-std::atomic<std::size_t> g_largest{0};
-}  // namespace
-
-// noinline (new and delete): once inlined, GCC pairs malloc/free with new/delete and warns
-// (-Wmismatched-new-delete).
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  if (g_track.load(std::memory_order_relaxed)) {
-    std::size_t seen = g_largest.load(std::memory_order_relaxed);
-    while (n > seen && !g_largest.compare_exchange_weak(seen, n)) {
-    }
-  }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 namespace {
 
@@ -62,16 +37,7 @@ using octa::test::write_bytes;
 // The largest single allocation made by f().
 template <class F>
 std::size_t largest_allocation(F&& f) {
-  g_largest = 0;
-  g_track = true;
-  try {
-    f();
-  } catch (...) {
-    g_track = false;
-    throw;
-  }
-  g_track = false;
-  return g_largest;
+  return octa::test::watch_allocations(std::forward<F>(f)).largest;
 }
 
 void put_be32(Bytes& b, std::uint32_t v) {

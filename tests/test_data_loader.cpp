@@ -1,10 +1,8 @@
 // tests/test_data_loader.cpp: BatchLoader: the epoch order (reproducible from seed and epoch, a
 // permutation, different across epochs and seeds), batch counts, and the transformed batches.
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 #include <numeric>
 #include <vector>
 
@@ -14,26 +12,7 @@
 #include "engine/core/philox.hpp"
 #include "engine/data/loader.hpp"
 #include "engine/data/transform.hpp"
-
-// --- allocation counter: fill must not allocate
-// ---------------------------------------------------
-namespace {
-std::atomic<long> g_allocations{0};
-}  // namespace
-
-// noinline (new and delete): once inlined, GCC pairs malloc/free with new/delete and warns
-// (-Wmismatched-new-delete).
-[[gnu::noinline]] void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-[[gnu::noinline]] void operator delete(void* p) noexcept {
-  std::free(p);
-}
-[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
+#include "tests/support/alloc_watch.hpp"
 
 namespace {
 
@@ -234,18 +213,22 @@ TEST_CASE("loader: fill does not allocate", "[data][loader]") {
   const Split s = make_split(300, 28, 28);
   BatchLoader l(s, 64, true, false, 5, 8);
   l.start_epoch(1);
-  const long start = g_allocations.load();
-  std::vector<float> images(l.max_batch_size() * 784), targets(l.max_batch_size());
-  std::vector<std::uint8_t> labels(l.max_batch_size());
-  REQUIRE(g_allocations.load() - start >= 3);  // the counter does see allocations
-  const long before = g_allocations.load();
+  std::vector<float> images, targets;
+  std::vector<std::uint8_t> labels;
+  const auto setup = octa::test::watch_allocations([&] {
+    images.resize(l.max_batch_size() * 784);
+    targets.resize(l.max_batch_size());
+    labels.resize(l.max_batch_size());
+  });
+  REQUIRE(setup.count >= 3);  // the watch does see allocations
   int total = 0;
-  for (std::size_t batch = 0; batch < l.num_batches(); ++batch) {
-    total += l.fill(batch, images.data(), targets.data(), labels.data());
-  }
-  const long after = g_allocations.load();
+  const auto filling = octa::test::watch_allocations([&] {
+    for (std::size_t batch = 0; batch < l.num_batches(); ++batch) {
+      total += l.fill(batch, images.data(), targets.data(), labels.data());
+    }
+  });
   CHECK(total == 300);
-  CHECK(after - before == 0);
+  CHECK(filling.count == 0);
 }
 
 TEST_CASE("loader: invalid arguments are refused with a clear message", "[data][loader]") {

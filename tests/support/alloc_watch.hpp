@@ -1,0 +1,61 @@
+// tests/support/alloc_watch.hpp: watching heap allocations, for tests that promise "no allocation
+// here" or "no huge allocation from a lying header". It REPLACES the global operator new/delete, so
+// include it from exactly one file per test executable.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+namespace octa::test::alloc_detail {
+inline std::atomic<bool> watching{false};
+inline std::atomic<long> count{0};
+inline std::atomic<std::size_t> largest{0};
+}  // namespace octa::test::alloc_detail
+
+// noinline (new and delete): once inlined, GCC pairs malloc/free with new/delete and warns
+// (-Wmismatched-new-delete).
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  namespace d = octa::test::alloc_detail;
+  if (d::watching.load(std::memory_order_relaxed)) {
+    d::count.fetch_add(1, std::memory_order_relaxed);
+    std::size_t seen = d::largest.load(std::memory_order_relaxed);
+    while (n > seen && !d::largest.compare_exchange_weak(seen, n)) {
+    }
+  }
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept {
+  std::free(p);
+}
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept {
+  std::free(p);
+}
+
+namespace octa::test {
+
+struct AllocStats {
+  long count = 0;           // allocations made
+  std::size_t largest = 0;  // the largest single allocation, in bytes
+};
+
+// Runs f() and reports the allocations it made (exceptions from f propagate; watching stops).
+template <class F>
+AllocStats watch_allocations(F&& f) {
+  namespace d = alloc_detail;
+  d::count = 0;
+  d::largest = 0;
+  d::watching = true;
+  try {
+    f();
+  } catch (...) {
+    d::watching = false;
+    throw;
+  }
+  d::watching = false;
+  return {d::count.load(), d::largest.load()};
+}
+
+}  // namespace octa::test

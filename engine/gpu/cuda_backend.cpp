@@ -142,7 +142,7 @@ class CudaBackend final : public TrainingBackend {
   ModelState model_state() override {
     ModelState m;
     m.values.resize(table_.num_total());
-    download(m.values.data(), params_.data(), m.values.size());
+    copy(m.values.data(), params_.data(), m.values.size() * sizeof(float));
     m.num_batches_tracked = num_batches_tracked_;
     return m;
   }
@@ -150,42 +150,35 @@ class CudaBackend final : public TrainingBackend {
   OptimizerState optimizer_state() override {
     OptimizerState s;
     s.m.resize(table_.num_trainable());
-    download(s.m.data(), m_.data(), s.m.size());
+    copy(s.m.data(), m_.data(), s.m.size() * sizeof(float));
     if (cfg_.optimizer.kind == OptimizerKind::kAdam) {
       s.v.resize(table_.num_trainable());
-      download(s.v.data(), v_.data(), s.v.size());
+      copy(s.v.data(), v_.data(), s.v.size() * sizeof(float));
     }
-    OCTA_CUDA_CHECK(
-        cudaMemcpy(&s.step, step_.data(), sizeof(std::int64_t), cudaMemcpyDeviceToHost));
+    copy(&s.step, step_.data(), sizeof s.step);
     return s;
   }
 
   void load(const ModelState& model, const OptimizerState* optimizer) override {
     OCTA_CHECK(model.values.size() == table_.num_total(), "model state has {} values, expected {}",
                model.values.size(), table_.num_total());
-    OCTA_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    OCTA_CUDA_CHECK(cudaMemcpy(params_.data(), model.values.data(),
-                               model.values.size() * sizeof(float), cudaMemcpyHostToDevice));
+    copy(params_.data(), model.values.data(), model.values.size() * sizeof(float));
     num_batches_tracked_ = model.num_batches_tracked;
     const std::size_t n = table_.num_trainable();
+    const bool adam = cfg_.optimizer.kind == OptimizerKind::kAdam;
     std::int64_t step = 0;
     if (optimizer) {
-      OCTA_CHECK(optimizer->m.size() == n, "optimiser state has {} values, expected {}",
-                 optimizer->m.size(), n);
-      OCTA_CUDA_CHECK(
-          cudaMemcpy(m_.data(), optimizer->m.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-      if (cfg_.optimizer.kind == OptimizerKind::kAdam) {
-        OCTA_CHECK(optimizer->v.size() == n, "optimiser state has {} second moments, expected {}",
-                   optimizer->v.size(), n);
-        OCTA_CUDA_CHECK(
-            cudaMemcpy(v_.data(), optimizer->v.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-      }
+      OCTA_CHECK(optimizer->m.size() == n && (!adam || optimizer->v.size() == n),
+                 "optimiser state has {} and {} values, expected {} each", optimizer->m.size(),
+                 optimizer->v.size(), n);
+      copy(m_.data(), optimizer->m.data(), n * sizeof(float));
+      if (adam) copy(v_.data(), optimizer->v.data(), n * sizeof(float));
       step = optimizer->step;
     } else {
-      OCTA_CUDA_CHECK(cudaMemset(m_.data(), 0, n * sizeof(float)));
-      if (v_.size()) OCTA_CUDA_CHECK(cudaMemset(v_.data(), 0, n * sizeof(float)));
+      zero(m_.data(), n * sizeof(float));
+      if (adam) zero(v_.data(), n * sizeof(float));
     }
-    OCTA_CUDA_CHECK(cudaMemcpy(step_.data(), &step, sizeof step, cudaMemcpyHostToDevice));
+    copy(step_.data(), &step, sizeof step);
   }
 
  private:
@@ -257,7 +250,7 @@ class CudaBackend final : public TrainingBackend {
     step_ = DeviceBuffer<std::int64_t>(1, "step counter");
     loss_sum_ = DeviceBuffer<double>(1, "loss sum");
     batch_loss_ = DeviceBuffer<float>(1, "batch loss");
-    OCTA_CUDA_CHECK(cudaMemset(loss_sum_.data(), 0, sizeof(double)));
+    zero(loss_sum_.data(), sizeof(double));
     // cuBLAS gets its workspace up front, so it never allocates while a graph is being captured.
     cublas_ws_ = DeviceBuffer<std::uint8_t>(kCublasWorkspaceBytes, "cuBLAS workspace");
     OCTA_CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_ws_.data(), cublas_ws_.size()));
@@ -468,9 +461,15 @@ class CudaBackend final : public TrainingBackend {
     spdlog::debug("training step captured as a CUDA graph (batch {})", n);
   }
 
-  void download(float* dst, const float* src, std::size_t count) {
+  // Copies on the engine's own stream and waits: the stream is non-blocking, so the legacy
+  // synchronous cudaMemcpy/cudaMemset would not be ordered with its kernels.
+  void copy(void* dst, const void* src, std::size_t bytes) {
+    OCTA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_));
     OCTA_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    OCTA_CUDA_CHECK(cudaMemcpy(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost));
+  }
+  void zero(void* dst, std::size_t bytes) {
+    OCTA_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
+    OCTA_CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 
   BackendConfig cfg_;

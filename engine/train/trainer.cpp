@@ -51,6 +51,8 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   const auto bs = static_cast<std::size_t>(opt.batch_size);
   std::vector<float> images(bs * kPixels), targets(bs);
   const auto steps_per_epoch = static_cast<std::int64_t>(loader.num_batches());
+  OCTA_CHECK(steps_per_epoch > 0, "--drop-last: no full batch of {} in {} training images",
+             opt.batch_size, train_split.count);
   const int sync_every = std::max(1, opt.loss_sync_every);
   TrainReport report;
 
@@ -59,8 +61,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     std::int64_t epoch_images = 0;
     double loss_sum = 0.0;
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, opt.epochs),
-                      static_cast<std::int64_t>(steps_per_epoch == 0 ? 0 : train_split.count),
-                      opt.interactive);
+                      static_cast<std::int64_t>(train_split.count), opt.interactive);
     for (std::int64_t b = 0; b < steps_per_epoch; ++b) {
       const int n =
           loader.fill(static_cast<std::size_t>(b), images.data(), targets.data(), nullptr);

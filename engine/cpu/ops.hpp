@@ -31,9 +31,9 @@ void conv3x3_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, 
 //   running = (1 - momentum) * running + momentum * batch_stat
 // save_mean, save_invstd: (C), kept for backward (invstd = 1 / sqrt(var_biased + eps)).
 template <class T>
-void batchnorm_forward_train(T* out, T* save_mean, T* save_invstd, T* running_mean,
-                             T* running_var, const T* in, const T* gamma, const T* beta, int N,
-                             int C, int HW, T eps, T momentum);
+void batchnorm_forward_train(T* out, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                             const T* in, const T* gamma, const T* beta, int N, int C, int HW,
+                             T eps, T momentum);
 // Evaluation: normalise with the running statistics.
 template <class T>
 void batchnorm_forward_eval(T* out, const T* in, const T* gamma, const T* beta,
@@ -41,9 +41,8 @@ void batchnorm_forward_eval(T* out, const T* in, const T* gamma, const T* beta,
                             T eps);
 // Backward of the training-mode forward. din: (N, C, H, W)   dgamma, dbeta: (C)
 template <class T>
-void batchnorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in,
-                        const T* save_mean, const T* save_invstd, const T* gamma, int N, int C,
-                        int HW);
+void batchnorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in, const T* save_mean,
+                        const T* save_invstd, const T* gamma, int N, int C, int HW);
 
 // ---------------------------------------------------------------------------------------------
 // ReLU, elementwise over n values. In-place (out == in, din == dout) is allowed.

@@ -17,8 +17,8 @@ namespace octa::io {
 
 enum class DType { kF32, kF64, kI64, kU8 };
 
-const char* dtype_name(DType d);      // "F32", "F64", "I64", "U8"
-std::size_t dtype_size(DType d);      // bytes per element
+const char* dtype_name(DType d);  // "F32", "F64", "I64", "U8"
+std::size_t dtype_size(DType d);  // bytes per element
 
 // A tensor to write: the caller keeps `data` alive during the call.
 struct TensorRef {
@@ -39,7 +39,7 @@ struct Tensor {
 
 struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
-  std::vector<Tensor> tensors;  // in file order (sorted by data offset)
+  std::vector<Tensor> tensors;                        // in file order (sorted by data offset)
   const Tensor* find(const std::string& name) const;  // nullptr if absent
 };
 

@@ -22,6 +22,7 @@
 #endif
 #include "engine/io/checkpoint.hpp"
 #include "engine/train/cpu_backend.hpp"
+#include "engine/train/exports.hpp"
 #include "engine/train/progress.hpp"
 #include "engine/train/trainer.hpp"
 
@@ -54,6 +55,8 @@ struct Args {
   std::string resume;
   std::string init_from;
   std::string metrics_out;
+  std::string export_init, export_order, export_losses;
+  bool eval_every_epoch = false;
   std::string log_level = "info";
 };
 
@@ -187,9 +190,19 @@ int run(const Args& a) {
                table.num_trainable(), octa::optimizer_name(opt.kind), backend->description(),
                a.batch_size, a.epochs);
 
+  // --- exports for replaying the run elsewhere (bench/pytorch/parity.py)
+  // --------------------------
+  if (!a.export_init.empty()) octa::save_weights(a.export_init, table, backend->model_state());
+  if (!a.export_order.empty()) {
+    octa::export_batch_order(a.export_order, train_split, to.seed, epochs_done, a.epochs);
+  }
+  to.record_step_losses = !a.export_losses.empty();
+  to.eval_every_epoch = a.eval_every_epoch;
+
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
   std::printf("%s\n", octa::format_report(report.test, a.target_digit).c_str());
+  if (!a.export_losses.empty()) octa::export_step_losses(a.export_losses, report.step_losses);
   if (!to.checkpoint.empty()) {
     spdlog::info("weights: {} (optimiser state: {})", to.checkpoint.string(),
                  octa::optimizer_state_path(to.checkpoint).string());
@@ -275,6 +288,14 @@ int main(int argc, char** argv) {
   app.add_option("--init-from", a.init_from,
                  "Start from these weights (safetensors, e.g. exported from PyTorch)");
   app.add_option("--metrics-out", a.metrics_out, "Also write all metrics as JSON here");
+  app.add_flag("--eval-every-epoch", a.eval_every_epoch,
+               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy)");
+  app.add_option("--export-init", a.export_init,
+                 "Write the initial weights (before the first step) as safetensors");
+  app.add_option("--export-order", a.export_order,
+                 "Write every epoch's batch order (I64 tensor \"order\" [epochs, images])");
+  app.add_option("--export-losses", a.export_losses,
+                 "Write every training step's mean loss as JSON (reads the loss every step)");
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/io/safetensors.hpp"
 #include "tests/support/real_data.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -112,6 +113,27 @@ TEST_CASE("train_gpu trains on real MNIST, writes metrics JSON and checkpoints, 
   INFO(second.output);
   REQUIRE(second.exit_code == 0);
   CHECK_THAT(second.output, Catch::Contains("resumed"));
+  // Exports for replaying a run elsewhere, and per-epoch evaluation.
+  const RunResult exp = train_gpu(fmt::format(
+      "{} --epochs 1 --no-checkpoint --eval-every-epoch --metrics-out {} --export-init {} "
+      "--export-order {} --export-losses {}",
+      common, quoted(dir / "metrics3.json"), quoted(dir / "init.safetensors"),
+      quoted(dir / "order.safetensors"), quoted(dir / "losses.json")));
+  INFO(exp.output);
+  REQUIRE(exp.exit_code == 0);
+  const auto init = octa::io::read_safetensors(dir / "init.safetensors");
+  CHECK(init.find("conv1.weight") != nullptr);
+  CHECK(init.find("fc2.bias") != nullptr);
+  const auto order = octa::io::read_safetensors(dir / "order.safetensors");
+  REQUIRE(order.find("order") != nullptr);
+  CHECK(order.find("order")->shape == std::vector<std::int64_t>{1, 640});
+  std::ifstream in_losses(dir / "losses.json");
+  const auto losses = nlohmann::json::parse(in_losses);
+  CHECK(losses["step_losses"].size() == 10);  // 640 images in batches of 64
+  std::ifstream in3(dir / "metrics3.json");
+  const auto j3 = nlohmann::json::parse(in3);
+  CHECK(j3["epochs"][0].contains("test_accuracy"));
+
   std::ifstream in2(dir / "metrics2.json");
   const auto j2 = nlohmann::json::parse(in2);
   REQUIRE(j2["epochs"].size() == 1);

@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine/core/error.hpp"
+#include "engine/data/loader.hpp"
 #include "engine/data/mnist.hpp"
 #include "engine/io/checkpoint.hpp"
+#include "engine/io/safetensors.hpp"
 #include "engine/train/cpu_backend.hpp"
+#include "engine/train/exports.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/real_data.hpp"
 #include "tests/support/skip.hpp"
@@ -128,4 +132,49 @@ TEST_CASE("Model A trained on the CPU on real MNIST beats the majority baseline 
   CHECK(m.f1 >= 0.9);
   CHECK(m.roc_auc >= 0.99);
   CHECK(m.mean_loss < 0.1);
+}
+
+TEST_CASE("Per-step losses and per-epoch evaluation are recorded on request", "[cpu][train]") {
+  const auto train = octa::test::synthetic_split(100, 11);
+  const auto test = octa::test::synthetic_split(30, 12);
+  octa::TrainOptions o;
+  o.epochs = 2;
+  o.batch_size = 32;
+  o.test_batch_size = 30;
+  o.record_step_losses = true;
+  o.eval_every_epoch = true;
+  auto backend = octa::make_cpu_backend(config(Arch::kA, 32));
+  const auto r = octa::train(*backend, train, test, o);
+  REQUIRE(r.step_losses.size() == 2 * 4);  // 100 images in batches of 32: 4 steps per epoch
+  // The epoch mean is the sample-weighted mean of its steps (three of 32 images, one of 4).
+  const double epoch1 =
+      (32 * (r.step_losses[0] + r.step_losses[1] + r.step_losses[2]) + 4 * r.step_losses[3]) / 100;
+  CHECK(r.epochs[0].mean_loss == Approx(epoch1).epsilon(1e-12));
+  for (const auto& e : r.epochs) {
+    CHECK(e.test_accuracy >= 0.0);
+    CHECK(e.test_accuracy <= 1.0);
+    CHECK(octa::to_json(e).contains("test_accuracy"));
+  }
+  CHECK(r.epochs[1].test_accuracy == r.test.accuracy);  // nothing changes after the last epoch
+}
+
+TEST_CASE("The exported batch order is the order the loader trains in", "[cpu][train]") {
+  const auto split = octa::test::synthetic_split(50, 13);
+  const octa::test::TempDir dir("order");
+  octa::export_batch_order(dir / "order.safetensors", split, 21, 1, 3);
+  const auto file = octa::io::read_safetensors(dir / "order.safetensors");
+  const auto* order = file.find("order");
+  REQUIRE(order != nullptr);
+  CHECK(order->shape == std::vector<std::int64_t>{2, 50});
+  std::vector<std::int64_t> rows(100);
+  std::memcpy(rows.data(), order->data.data(), rows.size() * sizeof(std::int64_t));
+  for (int e = 1; e < 3; ++e) {
+    octa::data::BatchLoader loader(split, 16, true, false, 21, 8);
+    loader.start_epoch(static_cast<std::uint64_t>(e));
+    for (std::size_t i = 0; i < 50; ++i) {
+      REQUIRE(rows[static_cast<std::size_t>(e - 1) * 50 + i] == loader.order()[i]);
+    }
+  }
+  CHECK(std::vector<std::int64_t>(rows.begin(), rows.begin() + 50) !=
+        std::vector<std::int64_t>(rows.begin() + 50, rows.end()));
 }

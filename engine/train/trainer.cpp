@@ -53,7 +53,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   const auto steps_per_epoch = static_cast<std::int64_t>(loader.num_batches());
   OCTA_CHECK(steps_per_epoch > 0, "--drop-last: no full batch of {} in {} training images",
              opt.batch_size, train_split.count);
-  const int sync_every = std::max(1, opt.loss_sync_every);
+  const int sync_every = opt.record_step_losses ? 1 : std::max(1, opt.loss_sync_every);
   TrainReport report;
 
   for (int epoch = epochs_done; epoch < opt.epochs; ++epoch) {
@@ -69,7 +69,9 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
       backend.train_step(images.data(), targets.data(), n, step);
       epoch_images += n;
       if ((b + 1) % sync_every == 0 || b + 1 == steps_per_epoch) {
-        loss_sum += backend.take_loss_sum();
+        const double synced = backend.take_loss_sum();
+        loss_sum += synced;
+        if (opt.record_step_losses) report.step_losses.push_back(synced / n);
         if (!std::isfinite(loss_sum)) {
           progress.finish();
           throw Error(fmt::format(
@@ -88,8 +90,14 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     stats.seconds = progress.finish();
     stats.mean_loss = epoch_images > 0 ? loss_sum / static_cast<double>(epoch_images) : NAN;
     stats.images_per_second = static_cast<double>(epoch_images) / stats.seconds;
-    spdlog::info("epoch {}/{}: mean loss {:.6f}, {:.2f} s, {:.0f} images/s", stats.epoch,
-                 opt.epochs, stats.mean_loss, stats.seconds, stats.images_per_second);
+    if (opt.eval_every_epoch) {
+      stats.test_accuracy =
+          evaluate(backend, test_split, opt.test_batch_size, opt.target_digit).accuracy;
+    }
+    spdlog::info("epoch {}/{}: mean loss {:.6f}, {:.2f} s, {:.0f} images/s{}", stats.epoch,
+                 opt.epochs, stats.mean_loss, stats.seconds, stats.images_per_second,
+                 opt.eval_every_epoch ? fmt::format(", test accuracy {:.4f}", stats.test_accuracy)
+                                      : std::string());
     report.epochs.push_back(stats);
 
     if (!opt.checkpoint.empty()) {
@@ -108,10 +116,12 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
 }
 
 nlohmann::json to_json(const EpochStats& e) {
-  return {{"epoch", e.epoch},
-          {"mean_loss", e.mean_loss},
-          {"seconds", e.seconds},
-          {"images_per_second", e.images_per_second}};
+  nlohmann::json j = {{"epoch", e.epoch},
+                      {"mean_loss", e.mean_loss},
+                      {"seconds", e.seconds},
+                      {"images_per_second", e.images_per_second}};
+  if (std::isfinite(e.test_accuracy)) j["test_accuracy"] = e.test_accuracy;
+  return j;
 }
 
 }  // namespace octa

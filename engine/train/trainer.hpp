@@ -3,6 +3,7 @@
 // a NaN/Inf guard, a checkpoint after each epoch, and evaluation in eval mode.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -29,6 +30,8 @@ struct TrainOptions {
   std::string run_id;                // ties a checkpoint's two files together
   bool interactive = false;          // redraw a progress line on the terminal
   int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
+  bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
+  bool eval_every_epoch = false;     // evaluate on the test split after every epoch
 };
 
 struct EpochStats {
@@ -36,11 +39,13 @@ struct EpochStats {
   double mean_loss = 0;  // mean BCE over every training sample of the epoch
   double seconds = 0;
   double images_per_second = 0;
+  double test_accuracy = NAN;  // with TrainOptions::eval_every_epoch
 };
 
 struct TrainReport {
   std::vector<EpochStats> epochs;
   BinaryMetrics test;
+  std::vector<double> step_losses;  // with TrainOptions::record_step_losses: each step's mean loss
 };
 
 // Trains epochs [epochs_done, options.epochs) and evaluates on `test`. Throws octa::Error when the

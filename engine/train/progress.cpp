@@ -22,10 +22,11 @@ bool stderr_is_terminal() {
   return ::isatty(STDERR_FILENO) == 1;
 }
 
-Progress::Progress(std::string label, std::int64_t total, bool interactive)
+Progress::Progress(std::string label, std::int64_t total, bool interactive, double log_interval_s)
     : label_(std::move(label)),
       total_(total),
       interactive_(interactive),
+      log_interval_s_(log_interval_s),
       start_(Clock::now()),
       last_draw_(start_) {}
 
@@ -52,7 +53,7 @@ void Progress::update(std::int64_t done, double loss) {
     std::fprintf(stderr, "\r%s\033[K", line(done, loss).c_str());
     std::fflush(stderr);
   } else {
-    if (since < 10.0) return;
+    if (since < log_interval_s_) return;
     spdlog::info("{}", line(done, loss));
   }
   last_draw_ = now;

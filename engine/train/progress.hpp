@@ -13,8 +13,9 @@ std::string format_duration(double seconds);
 
 class Progress {
  public:
-  // label: e.g. "epoch 2/5"; total: items (images) to process; unit: "img".
-  Progress(std::string label, std::int64_t total, bool interactive);
+  // label: e.g. "epoch 2/5"; total: images to process. Off a terminal, a log line is written at
+  // most every log_interval_s seconds.
+  Progress(std::string label, std::int64_t total, bool interactive, double log_interval_s = 10.0);
   // done: items processed so far; loss: running mean loss (NaN to omit).
   void update(std::int64_t done, double loss);
   // Ends the line (terminal) and returns the elapsed seconds.
@@ -26,6 +27,7 @@ class Progress {
   std::string label_;
   std::int64_t total_;
   bool interactive_;
+  double log_interval_s_;
   Clock::time_point start_, last_draw_;
 };
 

@@ -2,52 +2,22 @@
 
 Usage: check_torch_load.py MODEL(a|b) WEIGHTS.safetensors CASE.safetensors
 
-Defines the tutorial's modules exactly as a PyTorch user has them (model A: the first CNN; model B:
-the "optimised" CNN with BatchNorm, global average pooling and dropout, returning the logit, i.e.
-with the tutorial's sigmoid bug fixed), loads octa's file with safetensors.torch.load_file and
-load_state_dict(strict=True), runs them in eval mode on CASE's "x" (N, 1, 28, 28) and compares with
-octa's eval-mode logits "logits" (N). Exit 0 when they agree within float32 tolerance.
+Takes the tutorial's modules exactly as a PyTorch user has them from bench/pytorch/models.py
+(model A: the first CNN; model B: the "optimised" CNN with BatchNorm, global average pooling and
+dropout, returning the logit, i.e. with the tutorial's sigmoid bug fixed), loads octa's file with
+safetensors.torch.load_file and load_state_dict(strict=True), runs them in eval mode on CASE's "x"
+(N, 1, 28, 28) and compares with octa's eval-mode logits "logits" (N). Exit 0 when they agree
+within float32 tolerance.
 """
 import sys
+from pathlib import Path
 
 import torch
-import torch.nn as nn
 from safetensors.torch import load_file
 
-
-class ModelA(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1)
-        self.fc1 = nn.Linear(64 * 7 * 7, 128)
-        self.fc2 = nn.Linear(128, 1)
-
-    def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-        x = x.view(x.size(0), -1)
-        return self.fc2(torch.relu(self.fc1(x)))
-
-
-class ModelB(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, stride=1, padding=1)
-        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, stride=1, padding=1)
-        self.fc1 = nn.Linear(64, 128)
-        self.fc2 = nn.Linear(128, 1)
-        self.dropout = nn.Dropout(0.5)
-        self.bn1 = nn.BatchNorm2d(32)
-        self.bn2 = nn.BatchNorm2d(64)
-        self.gap = nn.AdaptiveAvgPool2d((1, 1))
-
-    def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.bn1(self.conv1(x))), kernel_size=2, stride=2)
-        x = torch.max_pool2d(torch.relu(self.bn2(self.conv2(x))), kernel_size=2, stride=2)
-        x = self.gap(x).view(x.size(0), -1)
-        x = self.dropout(torch.relu(self.fc1(x)))
-        return self.fc2(x)  # a logit: the tutorial's extra sigmoid is its bug
+# The one definition of the two modules, shared with the benchmark and parity scripts.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "pytorch"))
+from models import ModelA, ModelB  # noqa: E402
 
 
 def main():

@@ -45,7 +45,8 @@ template <class F>
 __device__ __forceinline__ void for_each_in_channel(int N, int C, int HW, int c, F&& f) {
   const int T = static_cast<int>(blockDim.x);
   const int dn = T / HW, dp = T % HW;
-  int n = static_cast<int>(threadIdx.x) / HW;
+  // n in 64 bits: it steps past N by up to dn + 1, which would overflow an int for N near INT_MAX.
+  long long n = static_cast<int>(threadIdx.x) / HW;
   int p = static_cast<int>(threadIdx.x) % HW;
   while (n < N) {
     f((static_cast<std::size_t>(n) * static_cast<std::size_t>(C) + static_cast<std::size_t>(c)) *

@@ -59,9 +59,11 @@ __global__ void bias_backward_kernel(float* dbias, const float* dout, int N, int
   const int c = static_cast<int>(blockIdx.x) * kColsPerBlock + tx;
   double acc = 0.0;
   if (c < C) {
-    for (int n = ty; n < N; n += kRowGroups) {
-      acc += static_cast<double>(dout[static_cast<std::size_t>(n) * static_cast<std::size_t>(C) +
-                                      static_cast<std::size_t>(c)]);
+    // A 64-bit row index, so n += kRowGroups cannot overflow for N near INT_MAX.
+    for (std::size_t n = static_cast<std::size_t>(ty); n < static_cast<std::size_t>(N);
+         n += kRowGroups) {
+      acc +=
+          static_cast<double>(dout[n * static_cast<std::size_t>(C) + static_cast<std::size_t>(c)]);
     }
   }
   partial[ty][tx] = acc;

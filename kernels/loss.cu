@@ -39,7 +39,10 @@ __global__ void __launch_bounds__(kLossThreads)
   const int t = static_cast<int>(threadIdx.x);
   const double pw = static_cast<double>(pos_weight), count = static_cast<double>(N);
   double sum = 0.0;
-  for (int i = t; i < N; i += kLossThreads) {
+  // A 64-bit index: with an int, i += kLossThreads overflows (UB, then a negative index) for N
+  // within kLossThreads of INT_MAX.
+  for (std::size_t i = static_cast<std::size_t>(t); i < static_cast<std::size_t>(N);
+       i += kLossThreads) {
     const double z = static_cast<double>(logits[i]), y = static_cast<double>(targets[i]);
     // l = (1-y) softplus(z) + pw y softplus(-z): a sum of non-negative terms (for 0 <= y <= 1), so
     // nothing cancels at large |z| (see cpu::bce_with_logits).

@@ -100,9 +100,9 @@ __global__ void maxpool2x2_backward_kernel(float* din, const float* dout, const 
 
 // sum(x[0..n)) in double in the CPU reference's order (engine/cpu/ops.cpp, sum_double): eight
 // interleaved partial sums combined pairwise, then the tail. Same order => the same double.
-__device__ double sum_double_cpu_order(const float* x, int n) {
+__device__ double sum_double_cpu_order(const float* x, std::size_t n) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int i = 0;
+  std::size_t i = 0;  // 64-bit as in the CPU's: i + 8 would overflow an int for n near INT_MAX
   for (; i + 8 <= n; i += 8) {
     for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(x[i + k]);
   }
@@ -117,7 +117,8 @@ __global__ void global_avgpool_forward_kernel(float* out, const float* in, std::
   for (std::size_t pl = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
        pl < planes; pl += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
     const float* x = in + pl * static_cast<std::size_t>(HW);
-    out[pl] = static_cast<float>(sum_double_cpu_order(x, HW) / static_cast<double>(HW));
+    out[pl] = static_cast<float>(sum_double_cpu_order(x, static_cast<std::size_t>(HW)) /
+                                 static_cast<double>(HW));
   }
 }
 

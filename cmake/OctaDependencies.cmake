@@ -1,6 +1,7 @@
 # Third-party dependencies (spdlog, fmt, CLI11, nlohmann_json, zlib, OpenSSL, libcurl, OpenBLAS,
-# OpenMP, Catch2), all from Debian packages installed by scripts/setup.sh. Nothing is
-# downloaded at build time; a missing package stops configure with the package to install.
+# OpenMP, Catch2; the system's threads), all from Debian packages installed by scripts/setup.sh.
+# Nothing is downloaded at build time; a missing package stops configure with the package to
+# install.
 macro(octa_require pkg debian)
   find_package(${pkg} ${ARGN} QUIET)
   if(NOT ${pkg}_FOUND)
@@ -16,6 +17,8 @@ octa_require(nlohmann_json nlohmann-json3-dev)
 octa_require(ZLIB zlib1g-dev)
 octa_require(OpenSSL libssl-dev)
 octa_require(OpenMP libomp-dev)
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
 set(BLA_VENDOR OpenBLAS)
 octa_require(BLAS libopenblas-dev)
 find_path(OCTA_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu/openblas-pthread)

@@ -1,8 +1,13 @@
 // tests/test_gpu_train.cpp: the CUDA engine against the CPU reference, step for step: one training
 // step, then 20 Adam steps, for models A and B and both convolution paths; determinism; state
-// moving between the GPU and the CPU (checkpoints written on one load on the other).
+// moving between the GPU and the CPU (checkpoints written on one load on the other); the loader
+// thread's pinned ring and the copy stream; phase timing.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/core/device_probe.hpp"
@@ -135,4 +140,102 @@ TEST_CASE("State moves between the GPU and the CPU engines unchanged", "[gpu][tr
   gpu2->load(cpu->model_state(), &optim);
   CHECK(gpu2->model_state().values == model.values);
   CHECK(gpu2->optimizer_state().step == optim.step);
+}
+
+namespace {
+
+// Hides the CUDA engine's pinned batches, so the trainer hands it pageable memory (the copying
+// path) instead of pinned slots filled by the loader thread.
+class PageableOnly final : public octa::TrainingBackend {
+ public:
+  explicit PageableOnly(std::unique_ptr<octa::TrainingBackend> inner) : inner_(std::move(inner)) {}
+  std::string description() const override { return inner_->description(); }
+  const octa::ParamTable& table() const override { return inner_->table(); }
+  void train_step(const float* x, const float* y, int n, std::int64_t step) override {
+    inner_->train_step(x, y, n, step);
+  }
+  double take_loss_sum() override { return inner_->take_loss_sum(); }
+  void predict(const float* x, int n, float* z) override { inner_->predict(x, n, z); }
+  octa::ModelState model_state() override { return inner_->model_state(); }
+  octa::OptimizerState optimizer_state() override { return inner_->optimizer_state(); }
+  void load(const octa::ModelState& m, const octa::OptimizerState* o) override {
+    inner_->load(m, o);
+  }
+
+ private:
+  std::unique_ptr<octa::TrainingBackend> inner_;
+};
+
+octa::TrainReport train_two_epochs(octa::TrainingBackend& b, const octa::data::Split& train,
+                                   const octa::data::Split& test, int sync_every) {
+  octa::TrainOptions t;
+  t.epochs = 2;
+  t.batch_size = 64;
+  t.test_batch_size = 100;
+  t.seed = 9;
+  t.loss_sync_every = sync_every;
+  return octa::train(b, train, test, t);
+}
+
+}  // namespace
+
+TEST_CASE("GPU: the loader thread's pinned ring and copy stream change no number", "[gpu][train]") {
+  OCTA_REQUIRE_GPU();
+  // 20 batches of 64 and a partial one per epoch: graph replays on both input slots, and eager
+  // partial batches in between.
+  const auto train_split = octa::test::synthetic_split(64 * 20 + 13, 5);
+  const auto test_split = octa::test::synthetic_split(250, 6);
+  for (const Arch arch : {Arch::kA, Arch::kB}) {
+    INFO("model " << octa::arch_name(arch));
+    octa::CudaBackendOptions opt;
+    auto pinned = octa::make_cuda_backend(config(arch, 100), opt);
+    PageableOnly pageable(octa::make_cuda_backend(config(arch, 100), opt));
+    opt.use_graph = false;
+    auto eager = octa::make_cuda_backend(config(arch, 100), opt);
+    // Reading the loss rarely lets the copies run ahead of the compute; every step makes the
+    // host wait each time. (Where the host reads the device's double loss sum changes how the
+    // epoch's sum is grouped, so the eager run's mean loss is compared to 1e-12, not bitwise.)
+    const auto r_pinned = train_two_epochs(*pinned, train_split, test_split, 100);
+    const auto r_pageable = train_two_epochs(pageable, train_split, test_split, 100);
+    const auto r_eager = train_two_epochs(*eager, train_split, test_split, 1);
+    for (std::size_t e = 0; e < 2; ++e) {
+      CHECK(r_pinned.epochs[e].mean_loss == r_pageable.epochs[e].mean_loss);
+      CHECK(r_pinned.epochs[e].mean_loss ==
+            Approx(r_eager.epochs[e].mean_loss).epsilon(1e-12).margin(0));
+    }
+    CHECK(pinned->model_state().values == pageable.model_state().values);
+    CHECK(pinned->model_state().values == eager->model_state().values);
+    CHECK(r_pinned.test.tp == r_pageable.test.tp);
+    CHECK(r_pinned.test.fp == r_pageable.test.fp);
+    CHECK(r_pinned.test.accuracy == r_eager.test.accuracy);
+  }
+}
+
+TEST_CASE("GPU: phase timing names every phase of the step and changes no number", "[gpu][train]") {
+  OCTA_REQUIRE_GPU();
+  const auto split = octa::test::synthetic_split(64 * 4, 2);
+  for (const Arch arch : {Arch::kA, Arch::kB}) {
+    INFO("model " << octa::arch_name(arch));
+    octa::CudaBackendOptions opt;
+    auto plain = octa::make_cuda_backend(config(arch, 64), opt);
+    CHECK(plain->phase_times().empty());
+    opt.time_phases = true;
+    auto timed = octa::make_cuda_backend(config(arch, 64), opt);
+    const auto l_plain = run_steps(*plain, split, 64, 6);
+    const auto l_timed = run_steps(*timed, split, 64, 6);
+    CHECK(l_plain == l_timed);
+    const auto phases = timed->phase_times();
+    std::vector<std::string> names;
+    for (const auto& p : phases) {
+      names.push_back(p.name);
+      CHECK(p.ms.size() == 6);
+      for (const float ms : p.ms) CHECK(ms > 0.0f);
+    }
+    INFO("phases: " << Catch::Detail::stringify(names));
+    for (const char* expected : {"h2d_copy", "conv2.backward_filter", "conv2.backward_data",
+                                 "conv1.backward_filter", "fc1.backward", "bce_loss", "adam"}) {
+      CHECK(std::find(names.begin(), names.end(), expected) != names.end());
+    }
+    CHECK(std::find(names.begin(), names.end(), "conv1.backward_data") == names.end());
+  }
 }

@@ -1,14 +1,22 @@
 // engine/gpu/cuda_backend.cpp: the training step of models A and B on the GPU.
 //
 // Step (model A, --conv fused):
-//   H2D copy of the batch (pinned staging) -> conv1+ReLU+pool -> conv2+ReLU+pool -> fc1+ReLU -> fc2
+//   H2D copy of the batch (pinned, on the copy stream) -> conv1+ReLU+pool -> conv2+ReLU+pool ->
+//   fc1+ReLU -> fc2
 //   -> BCE (loss and dlogits in one kernel) -> fc2/fc1 backward (cuBLAS) -> pool+ReLU backward ->
 //   conv backward (filter, data) -> ... -> one fused Adam over the whole parameter buffer.
 // Model B inserts BatchNorm (ReLU fused into it, forward and backward), global average pooling and
 // dropout (Philox keyed by the device-side step counter, so graph replays draw fresh masks that
 // equal the CPU reference's). With --conv cudnn the convolutions go through cuDNN instead.
+//
+// Streams: batches come in pinned HostBatch slots (filled by the trainer's loader thread) and are
+// copied on copy_stream_ into one of two device input slots; compute_stream waits for the copy by
+// event, and the copy into a slot waits for the step that last read it, so the copy of batch k+1
+// overlaps the compute of batch k. The step is captured once per device input slot.
 #include "engine/gpu/cuda_backend.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -57,10 +65,53 @@ constexpr float kBnEps = 1e-5f, kBnMomentum = 0.1f;
 constexpr int kWarmupSteps = 3;  // eager steps before the graph is captured
 constexpr std::size_t kPixels = kImageSize * kImageSize;
 constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;  // NVIDIA's advice for Hopper
+constexpr int kMaxTimedPhases = 64;                       // per step, with time_phases
+
+// Batch memory the engine copies from asynchronously: pinned, with an event recorded on the copy
+// stream after the last copy out of it.
+class PinnedHostBatch final : public data::HostBatch {
+ public:
+  explicit PinnedHostBatch(int capacity)
+      : HostBatch(capacity, kPixels),
+        images_(static_cast<std::size_t>(capacity) * kPixels, "pinned batch images"),
+        targets_(static_cast<std::size_t>(capacity), "pinned batch targets") {}
+  ~PinnedHostBatch() override { OCTA_CUDA_CHECK_NOTHROW(cudaEventSynchronize(read_done_)); }
+  float* images() override { return images_.data(); }
+  float* targets() override { return targets_.data(); }
+  void wait_reusable() override { OCTA_CUDA_CHECK(cudaEventSynchronize(read_done_)); }
+  cudaEvent_t read_done() const { return read_done_; }
+
+ private:
+  cuda::PinnedBuffer<float> images_, targets_;
+  cuda::Event read_done_;
+};
+
+// Phase names of a feature stage (NVTX ranges and phase_times()).
+struct StageNames {
+  const char *conv_relu_pool, *conv, *bn, *pool, *pool_backward, *bn_backward, *conv_filter,
+      *conv_data;
+};
+constexpr StageNames kStage1Names{"conv1+relu+pool1",
+                                  "conv1",
+                                  "bn1+relu",
+                                  "pool1",
+                                  "pool1.backward",
+                                  "bn1+relu.backward",
+                                  "conv1.backward_filter",
+                                  "conv1.backward_data"};
+constexpr StageNames kStage2Names{"conv2+relu+pool2",
+                                  "conv2",
+                                  "bn2+relu",
+                                  "pool2",
+                                  "pool2.backward",
+                                  "bn2+relu.backward",
+                                  "conv2.backward_filter",
+                                  "conv2.backward_data"};
 
 // One feature stage (conv3x3 [-> BatchNorm] -> ReLU -> maxpool) and its device buffers.
 struct Stage {
-  int cin, cout, size;
+  StageNames names{};
+  int cin = 0, cout = 0, size = 0;
   std::size_t w, b, bn_w = 0, bn_b = 0, bn_mean = 0, bn_var = 0;
   bool bn = false;
   DeviceBuffer<float> conv;  // conv output before BatchNorm (model B only)
@@ -80,6 +131,11 @@ class CudaBackend final : public TrainingBackend {
     cudaDeviceProp prop{};
     OCTA_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt.device));
     device_name_ = prop.name;
+    if (opt_.time_phases) {
+      opt_.use_graph = false;
+      for (int i = 0; i < 2 * kMaxTimedPhases; ++i) timing_events_.emplace_back(/*timing=*/true);
+      pending_phases_.reserve(kMaxTimedPhases);
+    }
     check_memory();
     allocate();
     std::vector<float> init(table_.num_total());
@@ -95,26 +151,25 @@ class CudaBackend final : public TrainingBackend {
   }
   const ParamTable& table() const override { return table_; }
 
-  void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
-    NvtxRange range("train_step");
-    OCTA_CHECK(n > 0 && n <= cfg_.max_batch, "train_step: batch of {} (allowed 1..{})", n,
-               cfg_.max_batch);
-    (void)step;  // the device-side counter (optimiser updates so far) keys the dropout stream
-    upload(images, targets, n);
-    // The first batch size seen is the run's batch size: after kWarmupSteps eager steps at that
-    // size (which also let cuDNN and cuBLAS set themselves up), the step is captured once and
-    // replayed; other sizes (the last, partial batch) run eagerly.
-    if (train_batch_ == 0) train_batch_ = n;
-    if (graph_ && n == graph_batch_) {
-      NvtxRange replay("graph_replay");
-      OCTA_CUDA_CHECK(cudaGraphLaunch(graph_.get(), stream_));
-    } else if (opt_.use_graph && n == train_batch_ && ++eager_steps_ > kWarmupSteps) {
-      capture(n);
-      OCTA_CUDA_CHECK(cudaGraphLaunch(graph_.get(), stream_));
-    } else {
-      step_body(n);
+  std::unique_ptr<data::HostBatch> make_host_batch(int capacity) override {
+    return std::make_unique<PinnedHostBatch>(capacity);
+  }
+
+  void train_step_staged(data::HostBatch& batch, int n, std::int64_t step) override {
+    auto* pinned = dynamic_cast<PinnedHostBatch*>(&batch);
+    if (pinned == nullptr) {  // not ours: take the copying path
+      train_step(batch.images(), batch.targets(), n, step);
+      return;
     }
-    if (!table_.batchnorm_layers().empty()) ++num_batches_tracked_;
+    OCTA_CHECK(n <= batch.capacity(), "train_step: batch of {} in a slot of {}", n,
+               batch.capacity());
+    run_step(*pinned, n);
+  }
+
+  void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
+    (void)step;  // the device-side counter (optimiser updates so far) keys the dropout stream
+    PinnedHostBatch& staged = stage_on_host(images, targets, n);
+    run_step(staged, n);
   }
 
   double take_loss_sum() override {
@@ -129,15 +184,17 @@ class CudaBackend final : public TrainingBackend {
 
   void predict(const float* images, int n, float* logits) override {
     NvtxRange range("predict");
-    OCTA_CHECK(n > 0 && n <= cfg_.max_batch, "predict: batch of {} (allowed 1..{})", n,
-               cfg_.max_batch);
-    upload(images, nullptr, n);
+    PinnedHostBatch& staged = stage_on_host(images, nullptr, n);
+    slot_ = copy_in(staged, n, /*with_targets=*/false);
     forward(n, /*train=*/false);
+    OCTA_CUDA_CHECK(cudaEventRecord(input_free_[slot_], stream_));
     OCTA_CUDA_CHECK(cudaMemcpyAsync(staging_logits_.data(), logits_.data(), n * sizeof(float),
                                     cudaMemcpyDeviceToHost, stream_));
     OCTA_CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::memcpy(logits, staging_logits_.data(), static_cast<std::size_t>(n) * sizeof(float));
   }
+
+  std::vector<PhaseTimes> phase_times() const override { return phase_times_; }
 
   ModelState model_state() override {
     ModelState m;
@@ -189,9 +246,10 @@ class CudaBackend final : public TrainingBackend {
     const auto n = static_cast<std::size_t>(cfg_.max_batch);
     const std::size_t s1 = n * kC1 * kH1 * kH1, s2 = n * kC2 * kH2 * kH2;
     const bool bn = cfg_.arch == Arch::kB;
-    // conv (B), act, dact, dconv (B) per stage; pools; the head's buffers; images and targets.
+    // conv (B), act, dact, dconv (B) per stage; pools; the head's buffers; two input slots of
+    // images and targets.
     return (bn ? 4 : 2) * (s1 + s2) + (s1 + s2) / 4 + 2 * (s2 / 4) + 8 * n * kHidden +
-           n * (kPixels + 8);
+           2 * n * (kPixels + 1) + 8 * n;
   }
 
   void check_memory() const {
@@ -214,9 +272,10 @@ class CudaBackend final : public TrainingBackend {
   }
 
   void make_stage(Stage& s, const std::string& conv, const std::string& bn, int cin, int cout,
-                  int size) {
+                  int size, const StageNames& names) {
     const auto n = static_cast<std::size_t>(cfg_.max_batch);
     const std::size_t full = n * cout * size * size;
+    s.names = names;
     s.cin = cin;
     s.cout = cout;
     s.size = size;
@@ -254,13 +313,14 @@ class CudaBackend final : public TrainingBackend {
     // cuBLAS gets its workspace up front, so it never allocates while a graph is being captured.
     cublas_ws_ = DeviceBuffer<std::uint8_t>(kCublasWorkspaceBytes, "cuBLAS workspace");
     OCTA_CUBLAS_CHECK(cublasSetWorkspace(cublas_.get(), cublas_ws_.data(), cublas_ws_.size()));
-    x_ = DeviceBuffer<float>(n * kPixels, "images");
-    y_ = DeviceBuffer<float>(n, "targets");
-    staging_x_ = cuda::PinnedBuffer<float>(2 * n * kPixels, "pinned images");
-    staging_y_ = cuda::PinnedBuffer<float>(2 * n, "pinned targets");
+    for (int i = 0; i < 2; ++i) {
+      x_[i] = DeviceBuffer<float>(n * kPixels, "images");
+      y_[i] = DeviceBuffer<float>(n, "targets");
+      staging_[i] = std::make_unique<PinnedHostBatch>(cfg_.max_batch);
+    }
     staging_logits_ = cuda::PinnedBuffer<float>(n, "pinned logits");
-    make_stage(s1_, "conv1", "bn1", 1, kC1, kH1);
-    make_stage(s2_, "conv2", "bn2", kC1, kC2, kH2);
+    make_stage(s1_, "conv1", "bn1", 1, kC1, kH1, kStage1Names);
+    make_stage(s2_, "conv2", "bn2", kC1, kC2, kH2, kStage2Names);
     dpool1_ = DeviceBuffer<float>(n * kC1 * kH2 * kH2, "pool1 gradient");
     dflat_ = DeviceBuffer<float>(n * kC2 * kH3 * kH3, "flatten gradient");
     h_ = DeviceBuffer<float>(n * kHidden, "fc1 output");
@@ -289,27 +349,124 @@ class CudaBackend final : public TrainingBackend {
   // ---------------------------------------------------------------------------------------------
   // The step.
 
-  // Copies a batch into the next of two pinned staging slots and from there to the device. The
-  // host only waits for the copy that last used the slot (two steps ago), not for the GPU's
-  // compute, so preparing batch i+1 overlaps the GPU working on batch i.
-  void upload(const float* images, const float* targets, int n) {
-    NvtxRange range("upload");
-    const auto count = static_cast<std::size_t>(n);
-    const int slot = next_slot_;
-    next_slot_ ^= 1;
-    OCTA_CUDA_CHECK(cudaEventSynchronize(slot_free_[slot]));
-    float* sx = staging_x_.data() + static_cast<std::size_t>(slot) * cfg_.max_batch * kPixels;
-    float* sy = staging_y_.data() + static_cast<std::size_t>(slot) * cfg_.max_batch;
-    std::memcpy(sx, images, count * kPixels * sizeof(float));
-    OCTA_CUDA_CHECK(cudaMemcpyAsync(x_.data(), sx, count * kPixels * sizeof(float),
-                                    cudaMemcpyHostToDevice, stream_));
-    if (targets) {
-      std::memcpy(sy, targets, count * sizeof(float));
-      OCTA_CUDA_CHECK(
-          cudaMemcpyAsync(y_.data(), sy, count * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    }
-    OCTA_CUDA_CHECK(cudaEventRecord(slot_free_[slot], stream_));
+  // A named phase of the step: an NVTX range and, with time_phases during a training step, a
+  // pair of CUDA events on `stream`.
+  class Phase {
+   public:
+    Phase(CudaBackend& b, const char* name, cudaStream_t stream)
+        : b_(b), range_(name), stream_(stream), index_(b.begin_phase(name, stream)) {}
+    Phase(CudaBackend& b, const char* name) : Phase(b, name, b.stream_) {}
+    ~Phase() { b_.end_phase(index_, stream_); }
+    Phase(const Phase&) = delete;
+    Phase& operator=(const Phase&) = delete;
+
+   private:
+    CudaBackend& b_;
+    NvtxRange range_;
+    cudaStream_t stream_;
+    int index_;
+  };
+
+  int begin_phase(const char* name, cudaStream_t stream) {
+    if (!timing_step_) return -1;
+    const int i = static_cast<int>(pending_phases_.size());
+    OCTA_CHECK(i < kMaxTimedPhases, "time_phases: more than {} phases in a step", kMaxTimedPhases);
+    pending_phases_.push_back(name);
+    OCTA_CUDA_CHECK(cudaEventRecord(timing_events_[static_cast<std::size_t>(2 * i)], stream));
+    return i;
   }
+  // Runs in a destructor: a failure loses the timing only (and is logged); the step's own
+  // calls report errors.
+  void end_phase(int i, cudaStream_t stream) noexcept {
+    if (i < 0) return;
+    OCTA_CUDA_CHECK_NOTHROW(
+        cudaEventRecord(timing_events_[static_cast<std::size_t>(2 * i + 1)], stream));
+  }
+  // Waits for the step and appends each phase's time to phase_times_ (by name, in step order).
+  void collect_phases() {
+    for (std::size_t i = 0; i < pending_phases_.size(); ++i) {
+      OCTA_CUDA_CHECK(cudaEventSynchronize(timing_events_[2 * i + 1]));
+      float ms = 0.0f;
+      OCTA_CUDA_CHECK(cudaEventElapsedTime(&ms, timing_events_[2 * i], timing_events_[2 * i + 1]));
+      const std::string name = pending_phases_[i];
+      auto it = std::find_if(phase_times_.begin(), phase_times_.end(),
+                             [&](const PhaseTimes& p) { return p.name == name; });
+      if (it == phase_times_.end()) it = phase_times_.insert(phase_times_.end(), {name, {}});
+      it->ms.push_back(ms);
+    }
+    pending_phases_.clear();
+  }
+
+  // Copies a batch from pageable memory into the next of the engine's own two pinned slots. The
+  // host waits only for the device copy that last read that slot (two batches ago).
+  PinnedHostBatch& stage_on_host(const float* images, const float* targets, int n) {
+    OCTA_CHECK(n > 0 && n <= cfg_.max_batch, "batch of {} (allowed 1..{})", n, cfg_.max_batch);
+    PinnedHostBatch& staged = *staging_[static_cast<std::size_t>(next_staging_)];
+    next_staging_ ^= 1;
+    staged.wait_reusable();
+    const auto count = static_cast<std::size_t>(n);
+    std::memcpy(staged.images(), images, count * kPixels * sizeof(float));
+    if (targets) std::memcpy(staged.targets(), targets, count * sizeof(float));
+    return staged;
+  }
+
+  // Copies a pinned batch into the next device input slot on the copy stream, after the work that
+  // last read that slot, and makes the compute stream wait for the copy. Returns the slot; the
+  // caller records input_free_[slot] on the compute stream after its last use of the slot.
+  int copy_in(PinnedHostBatch& batch, int n, bool with_targets) {
+    const int slot = next_input_;
+    next_input_ ^= 1;
+    const auto count = static_cast<std::size_t>(n);
+    OCTA_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, input_free_[slot], 0));
+    {
+      Phase phase(*this, "h2d_copy", copy_stream_);
+      OCTA_CUDA_CHECK(cudaMemcpyAsync(x_[slot].data(), batch.images(),
+                                      count * kPixels * sizeof(float), cudaMemcpyHostToDevice,
+                                      copy_stream_));
+      if (with_targets) {
+        OCTA_CUDA_CHECK(cudaMemcpyAsync(y_[slot].data(), batch.targets(), count * sizeof(float),
+                                        cudaMemcpyHostToDevice, copy_stream_));
+      }
+    }
+    OCTA_CUDA_CHECK(cudaEventRecord(batch.read_done(), copy_stream_));
+    OCTA_CUDA_CHECK(cudaEventRecord(input_ready_[slot], copy_stream_));
+    OCTA_CUDA_CHECK(cudaStreamWaitEvent(stream_, input_ready_[slot], 0));
+    return slot;
+  }
+
+  // One training step on a pinned batch: the copy, then the step, replayed as a graph when one is
+  // captured for this input slot and batch size.
+  void run_step(PinnedHostBatch& batch, int n) {
+    NvtxRange range("train_step");
+    OCTA_CHECK(n > 0 && n <= cfg_.max_batch, "train_step: batch of {} (allowed 1..{})", n,
+               cfg_.max_batch);
+    timing_step_ = opt_.time_phases;
+    pending_phases_.clear();
+    slot_ = copy_in(batch, n, /*with_targets=*/true);
+    // The first batch size seen is the run's batch size: after kWarmupSteps eager steps at that
+    // size (which also let cuDNN and cuBLAS set themselves up), the step is captured, once per
+    // input slot, and replayed; other sizes (the last, partial batch) run eagerly.
+    if (train_batch_ == 0) train_batch_ = n;
+    cuda::GraphExec& graph = graph_[static_cast<std::size_t>(slot_)];
+    const bool graph_size = opt_.use_graph && n == train_batch_;
+    if (graph_size && !graph && eager_steps_ >= kWarmupSteps) capture(n, graph);
+    if (graph_size && graph) {
+      NvtxRange replay("graph_replay");
+      OCTA_CUDA_CHECK(cudaGraphLaunch(graph.get(), stream_));
+    } else {
+      if (n == train_batch_) ++eager_steps_;
+      step_body(n);
+    }
+    OCTA_CUDA_CHECK(cudaEventRecord(input_free_[slot_], stream_));
+    if (!table_.batchnorm_layers().empty()) ++num_batches_tracked_;
+    if (timing_step_) {
+      timing_step_ = false;
+      collect_phases();
+    }
+  }
+
+  const float* X() const { return x_[static_cast<std::size_t>(slot_)].data(); }
+  const float* Y() const { return y_[static_cast<std::size_t>(slot_)].data(); }
 
   float* P(std::size_t offset) const { return params_.data() + offset; }
   float* G(std::size_t offset) const { return grads_.data() + offset; }
@@ -317,19 +474,24 @@ class CudaBackend final : public TrainingBackend {
   void stage_forward(Stage& s, const float* in, int n, bool train) {
     const bool fused_pool = !s.bn && opt_.conv == ConvPath::kFused;
     if (fused_pool) {
+      Phase phase(*this, s.names.conv_relu_pool);
       gpu::conv3x3_relu_maxpool_forward(s.pool.data(), s.act.data(), in, P(s.w), P(s.b), n, s.cin,
                                         s.cout, s.size, s.size, stream_);
       return;
     }
     float* conv_out = s.bn ? s.conv.data() : s.act.data();
     const Epilogue ep = s.bn ? Epilogue::kNone : Epilogue::kRelu;
-    if (opt_.conv == ConvPath::kFused) {
-      gpu::conv3x3_forward(conv_out, in, P(s.w), P(s.b), n, s.cin, s.cout, s.size, s.size, ep,
-                           stream_);
-    } else {
-      s.cudnn->forward(conv_out, in, P(s.w), P(s.b), n, ep, stream_);
+    {
+      Phase phase(*this, s.names.conv);
+      if (opt_.conv == ConvPath::kFused) {
+        gpu::conv3x3_forward(conv_out, in, P(s.w), P(s.b), n, s.cin, s.cout, s.size, s.size, ep,
+                             stream_);
+      } else {
+        s.cudnn->forward(conv_out, in, P(s.w), P(s.b), n, ep, stream_);
+      }
     }
     if (s.bn) {
+      Phase phase(*this, s.names.bn);
       const int hw = s.size * s.size;
       if (train) {
         gpu::batchnorm_forward_train(s.act.data(), s.save_mean.data(), s.save_invstd.data(),
@@ -340,54 +502,78 @@ class CudaBackend final : public TrainingBackend {
                                     P(s.bn_var), n, s.cout, hw, kBnEps, Epilogue::kRelu, stream_);
       }
     }
+    Phase phase(*this, s.names.pool);
     gpu::maxpool2x2_forward(s.pool.data(), s.act.data(), n, s.cout, s.size, s.size, stream_);
   }
 
   // dpool: gradient w.r.t. the stage's pooled output; din: w.r.t. its input (null: not needed).
   void stage_backward(Stage& s, const float* dpool, const float* in, float* din, int n) {
     // Model A: the ReLU's backward is fused into the pool's. Model B: into BatchNorm's.
-    gpu::maxpool2x2_backward(s.dact.data(), dpool, s.act.data(), n, s.cout, s.size, s.size,
-                             /*relu_before=*/!s.bn, stream_);
+    {
+      Phase phase(*this, s.names.pool_backward);
+      gpu::maxpool2x2_backward(s.dact.data(), dpool, s.act.data(), n, s.cout, s.size, s.size,
+                               /*relu_before=*/!s.bn, stream_);
+    }
     const float* dconv = s.dact.data();
     if (s.bn) {
+      Phase phase(*this, s.names.bn_backward);
       gpu::batchnorm_backward(s.dconv.data(), G(s.bn_w), G(s.bn_b), s.dact.data(), s.act.data(),
                               s.conv.data(), s.save_mean.data(), s.save_invstd.data(), P(s.bn_w), n,
                               s.cout, s.size * s.size, stream_);
       dconv = s.dconv.data();
     }
-    if (opt_.conv == ConvPath::kFused) {
-      gpu::conv3x3_backward_filter(G(s.w), G(s.b), dconv, in, n, s.cin, s.cout, s.size, s.size,
-                                   filter_ws_.data(), stream_);
-      if (din) {
-        gpu::conv3x3_backward_data(din, dconv, P(s.w), n, s.cin, s.cout, s.size, s.size, stream_);
+    {
+      Phase phase(*this, s.names.conv_filter);
+      if (opt_.conv == ConvPath::kFused) {
+        gpu::conv3x3_backward_filter(G(s.w), G(s.b), dconv, in, n, s.cin, s.cout, s.size, s.size,
+                                     filter_ws_.data(), stream_);
+      } else {
+        s.cudnn->backward_filter(G(s.w), G(s.b), dconv, in, n, stream_);
       }
-    } else {
-      s.cudnn->backward_filter(G(s.w), G(s.b), dconv, in, n, stream_);
-      if (din) s.cudnn->backward_data(din, dconv, P(s.w), n, stream_);
+    }
+    if (din) {
+      Phase phase(*this, s.names.conv_data);
+      if (opt_.conv == ConvPath::kFused) {
+        gpu::conv3x3_backward_data(din, dconv, P(s.w), n, s.cin, s.cout, s.size, s.size, stream_);
+      } else {
+        s.cudnn->backward_data(din, dconv, P(s.w), n, stream_);
+      }
     }
   }
 
   void forward(int n, bool train) {
     NvtxRange range(train ? "forward" : "forward_eval");
-    stage_forward(s1_, x_.data(), n, train);
+    stage_forward(s1_, X(), n, train);
     stage_forward(s2_, s1_.pool.data(), n, train);
     if (cfg_.arch == Arch::kA) {
-      gpu::linear_forward(h_.data(), s2_.pool.data(), P(f1w_), P(f1b_), n, kC2 * kH3 * kH3, kHidden,
-                          Epilogue::kRelu, cublas_.get(), stream_);
+      {
+        Phase phase(*this, "fc1+relu");
+        gpu::linear_forward(h_.data(), s2_.pool.data(), P(f1w_), P(f1b_), n, kC2 * kH3 * kH3,
+                            kHidden, Epilogue::kRelu, cublas_.get(), stream_);
+      }
+      Phase phase(*this, "fc2");
       gpu::linear_forward(logits_.data(), h_.data(), P(f2w_), P(f2b_), n, kHidden, 1,
                           Epilogue::kNone, cublas_.get(), stream_);
       return;
     }
-    gpu::global_avgpool_forward(g_.data(), s2_.pool.data(), n, kC2, kH3 * kH3, stream_);
-    gpu::linear_forward(h_.data(), g_.data(), P(f1w_), P(f1b_), n, kC2, kHidden, Epilogue::kRelu,
-                        cublas_.get(), stream_);
+    {
+      Phase phase(*this, "gap");
+      gpu::global_avgpool_forward(g_.data(), s2_.pool.data(), n, kC2, kH3 * kH3, stream_);
+    }
+    {
+      Phase phase(*this, "fc1+relu");
+      gpu::linear_forward(h_.data(), g_.data(), P(f1w_), P(f1b_), n, kC2, kHidden, Epilogue::kRelu,
+                          cublas_.get(), stream_);
+    }
     const float* fc2_in = h_.data();
     if (train) {
+      Phase phase(*this, "dropout");
       gpu::dropout_forward(d_.data(), mask_.data(), h_.data(),
                            static_cast<std::size_t>(n) * kHidden, kDropoutP, cfg_.seed,
                            rng_stream(RngStream::kDropout, 0), step_.data(), stream_);
       fc2_in = d_.data();
     }
+    Phase phase(*this, "fc2");
     gpu::linear_forward(logits_.data(), fc2_in, P(f2w_), P(f2b_), n, kHidden, 1, Epilogue::kNone,
                         cublas_.get(), stream_);
   }
@@ -396,51 +582,73 @@ class CudaBackend final : public TrainingBackend {
     NvtxRange range("backward");
     const std::size_t hidden = static_cast<std::size_t>(n) * kHidden;
     if (cfg_.arch == Arch::kA) {
-      gpu::linear_backward(dh_.data(), G(f2w_), G(f2b_), dlogits_.data(), h_.data(), P(f2w_), n,
-                           kHidden, 1, cublas_.get(), stream_);
-      gpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden, stream_);
+      {
+        Phase phase(*this, "fc2.backward");
+        gpu::linear_backward(dh_.data(), G(f2w_), G(f2b_), dlogits_.data(), h_.data(), P(f2w_), n,
+                             kHidden, 1, cublas_.get(), stream_);
+      }
+      {
+        Phase phase(*this, "relu.backward");
+        gpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden, stream_);
+      }
+      Phase phase(*this, "fc1.backward");
       gpu::linear_backward(dflat_.data(), G(f1w_), G(f1b_), dh_.data(), s2_.pool.data(), P(f1w_), n,
                            kC2 * kH3 * kH3, kHidden, cublas_.get(), stream_);
     } else {
-      gpu::linear_backward(dd_.data(), G(f2w_), G(f2b_), dlogits_.data(), d_.data(), P(f2w_), n,
-                           kHidden, 1, cublas_.get(), stream_);
-      gpu::dropout_backward(dh_.data(), dd_.data(), mask_.data(), hidden, kDropoutP, stream_);
-      gpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden, stream_);
-      gpu::linear_backward(dg_.data(), G(f1w_), G(f1b_), dh_.data(), g_.data(), P(f1w_), n, kC2,
-                           kHidden, cublas_.get(), stream_);
+      {
+        Phase phase(*this, "fc2.backward");
+        gpu::linear_backward(dd_.data(), G(f2w_), G(f2b_), dlogits_.data(), d_.data(), P(f2w_), n,
+                             kHidden, 1, cublas_.get(), stream_);
+      }
+      {
+        Phase phase(*this, "dropout.backward");
+        gpu::dropout_backward(dh_.data(), dd_.data(), mask_.data(), hidden, kDropoutP, stream_);
+      }
+      {
+        Phase phase(*this, "relu.backward");
+        gpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden, stream_);
+      }
+      {
+        Phase phase(*this, "fc1.backward");
+        gpu::linear_backward(dg_.data(), G(f1w_), G(f1b_), dh_.data(), g_.data(), P(f1w_), n, kC2,
+                             kHidden, cublas_.get(), stream_);
+      }
+      Phase phase(*this, "gap.backward");
       gpu::global_avgpool_backward(dflat_.data(), dg_.data(), n, kC2, kH3 * kH3, stream_);
     }
     stage_backward(s2_, dflat_.data(), s1_.pool.data(), dpool1_.data(), n);
-    stage_backward(s1_, dpool1_.data(), x_.data(), nullptr, n);
+    stage_backward(s1_, dpool1_.data(), X(), nullptr, n);
   }
 
   void optimizer_step() {
-    NvtxRange range("optimizer");
     const OptimizerConfig& c = cfg_.optimizer;
     if (c.kind == OptimizerKind::kAdam) {
+      Phase phase(*this, "adam");
       gpu::adam_update(params_.data(), grads_.data(), m_.data(), v_.data(), table_.num_trainable(),
                        gpu::AdamParams{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay}, step_.data(),
                        stream_);
     } else {
+      Phase phase(*this, "sgd");
       gpu::sgd_update(params_.data(), grads_.data(), m_.data(), table_.num_trainable(),
                       gpu::SgdParams{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov},
                       step_.data(), stream_);
     }
   }
 
-  // Everything of a training step after the upload: what the CUDA graph holds.
+  // Everything of a training step after the input copy: what the CUDA graph holds.
   void step_body(int n) {
     forward(n, /*train=*/true);
     {
-      NvtxRange range("loss");
+      Phase phase(*this, "bce_loss");
       gpu::bce_with_logits(dlogits_.data(), batch_loss_.data(), loss_sum_.data(), logits_.data(),
-                           y_.data(), n, cfg_.pos_weight, stream_);
+                           Y(), n, cfg_.pos_weight, stream_);
     }
     backward(n);
     optimizer_step();
   }
 
-  void capture(int n) {
+  // Captures step_body for the current input slot into `out`.
+  void capture(int n, cuda::GraphExec& out) {
     NvtxRange range("graph_capture");
     cudaGraph_t graph = nullptr;
     OCTA_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
@@ -456,9 +664,8 @@ class CudaBackend final : public TrainingBackend {
     const cudaError_t st = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     OCTA_CUDA_CHECK(st);
-    graph_ = cuda::GraphExec(exec);
-    graph_batch_ = n;
-    spdlog::debug("training step captured as a CUDA graph (batch {})", n);
+    out = cuda::GraphExec(exec);
+    spdlog::debug("training step captured as a CUDA graph (batch {}, input slot {})", n, slot_);
   }
 
   // Copies on the engine's own stream and waits: the stream is non-blocking, so the legacy
@@ -476,26 +683,36 @@ class CudaBackend final : public TrainingBackend {
   CudaBackendOptions opt_;
   ParamTable table_;
   std::string device_name_;
-  cuda::Stream stream_;
+  cuda::Stream stream_;       // compute
+  cuda::Stream copy_stream_;  // host-to-device batch copies
   cuda::CublasHandle cublas_;
   cuda::CudnnHandle cudnn_;
   DeviceBuffer<float> params_, grads_, m_, v_;
   DeviceBuffer<std::int64_t> step_;
   DeviceBuffer<double> loss_sum_;
   DeviceBuffer<float> batch_loss_;
-  DeviceBuffer<float> x_, y_;
-  cuda::PinnedBuffer<float> staging_x_, staging_y_, staging_logits_;
+  // Two device input slots: the copy of the next batch fills one while a step reads the other.
+  std::array<DeviceBuffer<float>, 2> x_, y_;
+  std::array<cuda::Event, 2> input_ready_, input_free_;
+  std::array<cuda::GraphExec, 2> graph_;  // the step, captured per input slot
+  int slot_ = 0;                          // the input slot of the step being built
+  int next_input_ = 0;
+  // The engine's own pinned slots, for batches handed over in pageable memory.
+  std::array<std::unique_ptr<PinnedHostBatch>, 2> staging_;
+  int next_staging_ = 0;
+  cuda::PinnedBuffer<float> staging_logits_;
   Stage s1_, s2_;
   DeviceBuffer<float> dpool1_, dflat_, h_, dh_, g_, dg_, d_, dd_, logits_, dlogits_, filter_ws_;
   DeviceBuffer<std::uint8_t> mask_, cublas_ws_;
   std::size_t f1w_ = 0, f1b_ = 0, f2w_ = 0, f2b_ = 0;
   std::int64_t num_batches_tracked_ = 0;
-  cuda::Event slot_free_[2];
-  int next_slot_ = 0;
-  cuda::GraphExec graph_;
-  int graph_batch_ = 0;
   int train_batch_ = 0;
   int eager_steps_ = 0;
+  // time_phases: an event pair per phase of the step being timed, and the times so far.
+  std::vector<cuda::Event> timing_events_;
+  std::vector<const char*> pending_phases_;
+  std::vector<PhaseTimes> phase_times_;
+  bool timing_step_ = false;
 };
 
 }  // namespace

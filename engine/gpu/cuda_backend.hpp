@@ -1,7 +1,8 @@
 // engine/gpu/cuda_backend.hpp: the CUDA engine as a TrainingBackend. Parameters, gradients and
 // optimiser state live in single device buffers laid out by the ParamTable; every activation is
-// allocated up front for the largest batch; after warm-up the whole training step (forward, loss,
-// backward, optimiser) is captured as one CUDA graph and replayed.
+// allocated up front for the largest batch; batches arrive in pinned memory and are copied on a
+// stream of their own, ordered with the compute stream by events; after warm-up the whole training
+// step (forward, loss, backward, optimiser) is captured as a CUDA graph and replayed.
 #pragma once
 
 #include <memory>
@@ -20,6 +21,9 @@ struct CudaBackendOptions {
   ConvPath conv = ConvPath::kFused;
   bool use_graph = true;  // capture the step as a CUDA graph after warm-up
   int device = 0;
+  // Time every phase of every training step with CUDA events (TrainingBackend::phase_times).
+  // Steps then run eagerly, one at a time (no graph, no overlap): for profiling, not for speed.
+  bool time_phases = false;
 };
 
 // Throws octa::Error (CudaError) with what the run needed when device memory runs out.

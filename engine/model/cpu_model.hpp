@@ -12,7 +12,6 @@
 
 namespace octa {
 
-inline constexpr int kImageSize = 28;  // MNIST: 1 x 28 x 28 per image
 inline constexpr float kDropoutP = 0.5f;
 
 template <class T>

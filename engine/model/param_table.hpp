@@ -20,6 +20,8 @@ namespace octa {
 // global average pooling and dropout (27,457 trainable parameters). See ../shared/SPEC.md.
 enum class Arch { kA, kB };
 
+inline constexpr int kImageSize = 28;  // both models take MNIST: 1 x 28 x 28 per image
+
 Arch parse_arch(std::string_view name);  // "a" or "b" (any case); error names --model
 const char* arch_name(Arch arch);        // "A" or "B"
 

@@ -4,7 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "engine/data/host_batch.hpp"
 
 #include "engine/io/checkpoint.hpp"
 #include "engine/model/param_table.hpp"
@@ -24,6 +28,19 @@ class TrainingBackend {
   // the same masks as an uninterrupted one). May run asynchronously.
   virtual void train_step(const float* images, const float* targets, int n, std::int64_t step) = 0;
 
+  // Host memory for one batch of up to `capacity` images that this backend reads fastest (the
+  // CUDA engine: pinned). The loader thread fills these (data/prefetcher.hpp).
+  virtual std::unique_ptr<data::HostBatch> make_host_batch(int capacity) {
+    return std::make_unique<data::PageableHostBatch>(
+        capacity, static_cast<std::size_t>(kImageSize) * kImageSize);
+  }
+  // train_step on a batch staged in memory from make_host_batch. The backend may go on reading
+  // the batch after returning, until batch.wait_reusable() returns; the caller must not refill
+  // it before. The default reads it before returning.
+  virtual void train_step_staged(data::HostBatch& batch, int n, std::int64_t step) {
+    train_step(batch.images(), batch.targets(), n, step);
+  }
+
   // The sum over samples of the training loss of every train_step since the last call (the mean
   // loss of a batch times its size), then resets it. Waits for outstanding work.
   virtual double take_loss_sum() = 0;
@@ -35,6 +52,14 @@ class TrainingBackend {
   virtual ModelState model_state() = 0;
   virtual OptimizerState optimizer_state() = 0;
   virtual void load(const ModelState& model, const OptimizerState* optimizer) = 0;
+
+  // Per-phase device times of the steps run so far, in step order, for a backend made with
+  // timing on (CudaBackendOptions::time_phases); empty otherwise.
+  struct PhaseTimes {
+    std::string name;       // e.g. "conv2.backward_filter"
+    std::vector<float> ms;  // one entry per call
+  };
+  virtual std::vector<PhaseTimes> phase_times() const { return {}; }
 };
 
 }  // namespace octa

@@ -2,38 +2,57 @@
 // evaluation.
 #include "engine/train/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/core/error.hpp"
-#include "engine/data/loader.hpp"
+#include "engine/data/prefetcher.hpp"
 #include "engine/model/cpu_model.hpp"
 #include "engine/train/progress.hpp"
 
 namespace octa {
 
 namespace {
-constexpr std::size_t kPixels = kImageSize * kImageSize;
+
+// Batches the loader thread may have ready ahead of the step being run (plus the one in use).
+constexpr int kRingSlots = 4;
+
+// The loader thread's ring: the backend's own staging memory (pinned for the CUDA engine), or
+// pageable memory when backend is null.
+std::vector<std::unique_ptr<data::HostBatch>> host_ring(int batch_size, int count,
+                                                        TrainingBackend* backend) {
+  const int capacity = std::max(1, std::min(batch_size, count));
+  std::vector<std::unique_ptr<data::HostBatch>> ring;
+  for (int i = 0; i < kRingSlots; ++i) {
+    ring.push_back(backend ? backend->make_host_batch(capacity)
+                           : std::make_unique<data::PageableHostBatch>(
+                                 capacity, static_cast<std::size_t>(kImageSize) * kImageSize));
+  }
+  return ring;
+}
+
 }  // namespace
 
 BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
                        int target_digit) {
-  data::BatchLoader loader(split, batch_size, /*shuffle=*/false, /*drop_last=*/false, 0,
-                           target_digit);
-  loader.start_epoch(0);
-  const auto bs = static_cast<std::size_t>(batch_size);
-  std::vector<float> images(bs * kPixels), targets(bs);
+  data::PrefetchOptions po;
+  po.batch_size = batch_size;
+  po.shuffle = false;
+  po.target_digit = target_digit;
+  data::Prefetcher batches(split, po, host_ring(batch_size, split.count, nullptr));
   std::vector<float> all_logits, all_targets;
   all_logits.reserve(static_cast<std::size_t>(split.count));
   all_targets.reserve(static_cast<std::size_t>(split.count));
-  std::vector<float> logits(bs);
-  for (std::size_t b = 0; b < loader.num_batches(); ++b) {
-    const int n = loader.fill(b, images.data(), targets.data(), nullptr);
-    backend.predict(images.data(), n, logits.data());
-    all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + n);
-    all_targets.insert(all_targets.end(), targets.begin(), targets.begin() + n);
+  std::vector<float> logits(static_cast<std::size_t>(std::min(batch_size, split.count)));
+  for (std::size_t b = 0; b < batches.total_batches(); ++b) {
+    const data::Prefetcher::Item item = batches.next();
+    backend.predict(item.batch->images(), item.n, logits.data());
+    all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + item.n);
+    all_targets.insert(all_targets.end(), item.batch->targets(), item.batch->targets() + item.n);
   }
   return compute_binary_metrics(all_logits, all_targets);
 }
@@ -46,27 +65,33 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   OCTA_CHECK(epochs_done >= 0 && epochs_done <= opt.epochs,
              "--resume: the checkpoint has {} epochs done, more than --epochs {}", epochs_done,
              opt.epochs);
-  data::BatchLoader loader(train_split, opt.batch_size, /*shuffle=*/true, opt.drop_last, opt.seed,
-                           opt.target_digit);
-  const auto bs = static_cast<std::size_t>(opt.batch_size);
-  std::vector<float> images(bs * kPixels), targets(bs);
-  const auto steps_per_epoch = static_cast<std::int64_t>(loader.num_batches());
+  OCTA_CHECK(opt.batch_size > 0, "--batch-size: must be positive, got {}", opt.batch_size);
+  data::PrefetchOptions po;
+  po.batch_size = opt.batch_size;
+  po.shuffle = true;
+  po.drop_last = opt.drop_last;
+  po.seed = opt.seed;
+  po.target_digit = opt.target_digit;
+  po.first_epoch = static_cast<std::uint64_t>(epochs_done);
+  po.last_epoch = static_cast<std::uint64_t>(opt.epochs);
+  // The loader thread runs through every remaining epoch, up to kRingSlots batches ahead.
+  data::Prefetcher batches(train_split, po, host_ring(opt.batch_size, train_split.count, &backend));
+  const auto steps_per_epoch = static_cast<std::int64_t>(batches.batches_per_epoch());
   OCTA_CHECK(steps_per_epoch > 0, "--drop-last: no full batch of {} in {} training images",
              opt.batch_size, train_split.count);
   const int sync_every = opt.record_step_losses ? 1 : std::max(1, opt.loss_sync_every);
   TrainReport report;
 
   for (int epoch = epochs_done; epoch < opt.epochs; ++epoch) {
-    loader.start_epoch(static_cast<std::uint64_t>(epoch));
     std::int64_t epoch_images = 0;
     double loss_sum = 0.0;
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, opt.epochs),
                       static_cast<std::int64_t>(train_split.count), opt.interactive);
     for (std::int64_t b = 0; b < steps_per_epoch; ++b) {
-      const int n =
-          loader.fill(static_cast<std::size_t>(b), images.data(), targets.data(), nullptr);
+      const data::Prefetcher::Item item = batches.next();
+      const int n = item.n;
       const std::int64_t step = epoch * steps_per_epoch + b;
-      backend.train_step(images.data(), targets.data(), n, step);
+      backend.train_step_staged(*item.batch, n, step);
       epoch_images += n;
       if ((b + 1) % sync_every == 0 || b + 1 == steps_per_epoch) {
         const double synced = backend.take_loss_sum();

@@ -246,11 +246,12 @@ TEST_CASE("download_file: file:// URL, MD5 checked, atomic", "[data][download]")
     CHECK(read_bytes(dest) == old);
     CHECK(names_in(dir / "out") == std::vector<std::string>{"payload.gz"});
   }
-  SECTION("a missing source: the URL in the error, nothing written") {
-    const fs::path dest2 = dir / "out2" / "x.gz";
+  SECTION("a missing source: the URL in the error, nothing written, no folder left behind") {
+    const fs::path dest2 = dir / "out2" / "sub" / "x.gz";
     REQUIRE_THROWS_WITH(octa::data::download_file(file_url(dir / "mirror") + "nope.gz", dest2),
                         Contains("nope.gz") && Contains("failed"));
-    CHECK(names_in(dir / "out2").empty());
+    CHECK_FALSE(fs::exists(dir / "out2"));
+    CHECK(fs::exists(dir.path()));  // what existed before stays
   }
 }
 
@@ -302,8 +303,9 @@ TEST_CASE("find_mnist: a mirror with a wrong file fails by name, leaving nothing
                       Contains("train-images-idx3-ubyte.gz") && Contains("MD5 mismatch") &&
                           Contains("got " + fake_md5) &&
                           Contains("expected f68b3c2dcbeaaa9fbdd348bbdeb94873"));
-  // Neither the final name nor a temporary.
-  CHECK(names_in(dir.path() / "MNIST" / "raw").empty());
+  // Neither the final name nor a temporary, nor the empty MNIST/raw folders.
+  CHECK_FALSE(fs::exists(dir.path() / "MNIST"));
+  CHECK(fs::exists(dir.path()));
 }
 
 TEST_CASE("find_mnist with downloading disabled says what is missing, where, and what to do",
@@ -362,7 +364,7 @@ TEST_CASE("find_mnist: unreachable mirrors fail quickly with a clear error", "[d
                             Contains("file:///nonexistent/train-images-idx3-ubyte.gz"));
     CHECK(seconds_since(t0) < 10.0);
   }
-  CHECK(names_in(dir.path() / "MNIST" / "raw").empty());
+  CHECK_FALSE(fs::exists(dir.path() / "MNIST"));  // no empty folders left behind
 }
 
 TEST_CASE("find_mnist: a mirror found unreachable is not retried for the next file",

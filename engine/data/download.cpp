@@ -108,6 +108,31 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t nmemb, void
   return n;
 }
 
+// The directories download_file had to create for its destination; unless kept, removed again
+// (deepest first, only while empty) so a failed download leaves no empty folders behind.
+class CreatedDirs {
+ public:
+  explicit CreatedDirs(const fs::path& dir) {
+    std::error_code ec;
+    for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+      created_.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+  }
+  ~CreatedDirs() {
+    std::error_code ec;
+    for (const fs::path& p : created_) {
+      if (!fs::is_empty(p, ec) || ec || !fs::remove(p, ec)) break;
+    }
+  }
+  CreatedDirs(const CreatedDirs&) = delete;
+  CreatedDirs& operator=(const CreatedDirs&) = delete;
+  void keep() { created_.clear(); }
+
+ private:
+  std::vector<fs::path> created_;  // deepest first
+};
+
 bool is_unreachable(CURLcode rc) {
   return rc == CURLE_COULDNT_RESOLVE_HOST || rc == CURLE_COULDNT_RESOLVE_PROXY ||
          rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT;
@@ -119,6 +144,7 @@ void download_file(const std::string& url, const fs::path& dest, const DownloadO
   init_curl_once();
   const fs::path dir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
   std::error_code ec;
+  CreatedDirs created(dir);
   fs::create_directories(dir, ec);
   if (ec) {
     throw DownloadError(fmt::format("{}: cannot create directory {}: {}", dest.string(),
@@ -178,6 +204,7 @@ void download_file(const std::string& url, const fs::path& dest, const DownloadO
                         false);
   }
   tmp.release();
+  created.keep();
   // Make the rename itself durable (best effort: some filesystems refuse to open directories).
   if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); dfd >= 0) {
     ::fsync(dfd);

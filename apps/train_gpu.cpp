@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -50,6 +51,7 @@ struct Args {
   std::string device = "auto";
   std::string conv = "fused";
   int threads = 0;
+  int loader_threads = 0;
   std::string checkpoint;  // default: runs/model_<a|b>.safetensors
   bool no_checkpoint = false;
   std::string resume;
@@ -140,6 +142,14 @@ int run(const Args& a) {
 
   // The GPU reads the loss every 100 steps (a read waits for the device); the CPU every step.
   to.loss_sync_every = use_gpu ? 100 : 1;
+  // Loader threads: the GPU step is far shorter than one thread's transform of a batch, so it
+  // gets several; the CPU path's compute wants the cores.
+  OCTA_CHECK(a.loader_threads >= 0, "--loader-threads: must be 0 (auto) or more, got {}",
+             a.loader_threads);
+  to.loader_threads =
+      a.loader_threads > 0 ? a.loader_threads
+      : use_gpu ? std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 4, 1, 4)
+                : 1;
   const auto make_backend = [&](const octa::BackendConfig& config) {
 #if defined(OCTA_HAVE_CUDA)
     if (use_gpu) {
@@ -280,6 +290,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fused", "cudnn"}))
       ->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
+  app.add_option("--loader-threads", a.loader_threads,
+                 "Threads that shuffle and transform batches ahead of training (0: auto, 1 on "
+                 "the CPU path, up to 4 on the GPU)");
   app.add_option("--checkpoint", a.checkpoint,
                  "Weights file written after every epoch [runs/model_<a|b>.safetensors]; the "
                  "optimiser state goes beside it as *.optim.safetensors");

@@ -1,6 +1,7 @@
-// tests/test_data_prefetcher.cpp: the loader thread (engine/data/prefetcher.hpp): the same batches
-// in the same order as BatchLoader across epochs, never more than the ring ahead, every refill
-// behind the slot's wait_reusable(), errors surfaced in the consumer, and a clean stop mid-run.
+// tests/test_data_prefetcher.cpp: the loader threads (engine/data/prefetcher.hpp): the same batches
+// in the same order as BatchLoader across epochs, with one thread or several, never more than the
+// ring ahead, every refill behind the slot's wait_reusable(), errors surfaced in the consumer, and
+// a clean stop mid-run.
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -25,26 +26,29 @@ using octa::data::PrefetchOptions;
 
 constexpr std::size_t kFloats = 28 * 28;
 
-// A slot that counts how often the thread waited on it, and can fail or block on demand.
+// A slot that counts how often a thread waited on it (in a counter shared by the ring), and fails
+// on its fail_on_use-th wait (0-based): slot j of a ring of R holds batches j, j + R, ..., so that
+// is the batch j + fail_on_use * R, whichever thread fills it.
 class ProbeBatch final : public HostBatch {
  public:
-  ProbeBatch(int capacity, std::atomic<int>* waits, int fail_at = -1)
+  ProbeBatch(int capacity, std::atomic<int>* waits, int fail_on_use = -1)
       : HostBatch(capacity, kFloats),
         images_(static_cast<std::size_t>(capacity) * kFloats),
         targets_(static_cast<std::size_t>(capacity)),
         waits_(waits),
-        fail_at_(fail_at) {}
+        fail_on_use_(fail_on_use) {}
   float* images() override { return images_.data(); }
   float* targets() override { return targets_.data(); }
   void wait_reusable() override {
-    const int k = waits_->fetch_add(1);
-    if (k == fail_at_) throw std::runtime_error("device copy failed (injected)");
+    waits_->fetch_add(1);
+    if (uses_++ == fail_on_use_) throw std::runtime_error("device copy failed (injected)");
   }
 
  private:
   std::vector<float> images_, targets_;
   std::atomic<int>* waits_;
-  int fail_at_;
+  int fail_on_use_;
+  int uses_ = 0;  // only the thread filling this slot's current batch touches it
 };
 
 std::vector<std::unique_ptr<HostBatch>> pageable_ring(int slots, int capacity) {
@@ -54,11 +58,14 @@ std::vector<std::unique_ptr<HostBatch>> pageable_ring(int slots, int capacity) {
   return ring;
 }
 
+// fail_slot fails on its fail_on_use-th wait; the other slots never fail.
 std::vector<std::unique_ptr<HostBatch>> probe_ring(int slots, int capacity, std::atomic<int>* waits,
-                                                   int fail_at = -1) {
+                                                   int fail_slot = -1, int fail_on_use = -1) {
   std::vector<std::unique_ptr<HostBatch>> ring;
-  for (int i = 0; i < slots; ++i)
-    ring.push_back(std::make_unique<ProbeBatch>(capacity, waits, fail_at));
+  for (int i = 0; i < slots; ++i) {
+    ring.push_back(
+        std::make_unique<ProbeBatch>(capacity, waits, i == fail_slot ? fail_on_use : -1));
+  }
   return ring;
 }
 
@@ -80,8 +87,10 @@ TEST_CASE("prefetcher: the same batches in the same order as BatchLoader, across
           "[data]") {
   const auto split = octa::test::synthetic_split(203, 7);  // 203 = 3 * 64 + 11: a partial batch
   const int slots = GENERATE(1, 2, 4);
+  const int threads = GENERATE(1, 3);
   const bool drop_last = GENERATE(false, true);
   PrefetchOptions po;
+  po.threads = threads;
   po.batch_size = 64;
   po.drop_last = drop_last;
   po.seed = 99;
@@ -114,6 +123,7 @@ TEST_CASE("prefetcher: runs ahead by the ring and no further, waiting on each sl
   std::atomic<int> waits{0};
   PrefetchOptions po;
   po.batch_size = 64;
+  po.threads = GENERATE(1, 2);
   Prefetcher pf(split, po, probe_ring(3, 64, &waits));
   // Nothing taken: the thread fills all three slots, then stops.
   CHECK(settled(waits) == 3);
@@ -134,9 +144,33 @@ TEST_CASE("prefetcher: an error in the loader thread reaches the consumer at tha
   std::atomic<int> waits{0};
   PrefetchOptions po;
   po.batch_size = 64;
-  Prefetcher pf(split, po, probe_ring(2, 64, &waits, /*fail_at=*/3));
-  for (int k = 0; k < 3; ++k) REQUIRE(pf.next().index == static_cast<std::size_t>(k));
+  // Slot 1's third use is batch 1 + 2 * 2 = 5.
+  Prefetcher pf(split, po, probe_ring(2, 64, &waits, /*fail_slot=*/1, /*fail_on_use=*/2));
+  for (int k = 0; k < 5; ++k) REQUIRE(pf.next().index == static_cast<std::size_t>(k));
   REQUIRE_THROWS_WITH(pf.next(), Catch::Contains("device copy failed (injected)"));
+}
+
+TEST_CASE("prefetcher: with several threads, an error still surfaces, after in-order batches",
+          "[data]") {
+  const auto split = octa::test::synthetic_split(64 * 40, 1);
+  std::atomic<int> waits{0};
+  PrefetchOptions po;
+  po.batch_size = 64;
+  po.threads = 3;
+  // Slot 1's third use is batch 1 + 2 * 6 = 13, filled by thread 13 % 3 = 1; the other threads
+  // go on filling later batches, which must not be handed out past the failed one.
+  Prefetcher pf(split, po, probe_ring(6, 64, &waits, /*fail_slot=*/1, /*fail_on_use=*/2));
+  std::size_t expected = 0;
+  try {
+    for (; expected < 40; ++expected) {
+      const Prefetcher::Item item = pf.next();  // throws the thread's error, not a test failure
+      REQUIRE(item.index == expected);
+    }
+    FAIL("the injected error never surfaced");
+  } catch (const std::runtime_error& e) {
+    CHECK_THAT(e.what(), Catch::Contains("device copy failed (injected)"));
+  }
+  CHECK(expected == 13);
 }
 
 TEST_CASE("prefetcher: stops cleanly when dropped mid-run", "[data]") {
@@ -144,6 +178,7 @@ TEST_CASE("prefetcher: stops cleanly when dropped mid-run", "[data]") {
   PrefetchOptions po;
   po.batch_size = 64;
   po.last_epoch = 50;
+  po.threads = GENERATE(1, 4);
   const auto start = std::chrono::steady_clock::now();
   {
     Prefetcher pf(split, po, pageable_ring(4, 64));
@@ -170,4 +205,8 @@ TEST_CASE("prefetcher: refuses a ring it cannot fill", "[data]") {
   po.batch_size = 0;
   REQUIRE_THROWS_WITH(Prefetcher(split, po, pageable_ring(2, 100)),
                       Catch::Contains("batch size must be positive"));
+  po.batch_size = 10;
+  po.threads = 0;
+  REQUIRE_THROWS_WITH(Prefetcher(split, po, pageable_ring(2, 100)),
+                      Catch::Contains("0 loader threads"));
 }

@@ -1,34 +1,44 @@
-// engine/data/prefetcher.cpp: the loader thread and its hand-over with the training loop.
+// engine/data/prefetcher.cpp: the loader threads and their hand-over with the training loop.
 #include "engine/data/prefetcher.hpp"
 
+#include <limits>
 #include <utility>
 
 #include "engine/core/error.hpp"
 
 namespace octa::data {
 
+namespace {
+constexpr std::size_t kEmpty = std::numeric_limits<std::size_t>::max();
+}  // namespace
+
 Prefetcher::Prefetcher(const Split& split, const PrefetchOptions& options,
                        std::vector<std::unique_ptr<HostBatch>> ring)
-    : loader_(split, options.batch_size, options.shuffle, options.drop_last, options.seed,
-              options.target_digit),
-      options_(options),
-      ring_(std::move(ring)) {
+    : options_(options), ring_(std::move(ring)) {
+  OCTA_CHECK(options.threads >= 1, "Prefetcher: {} loader threads (at least 1)", options.threads);
   OCTA_CHECK(!ring_.empty(), "Prefetcher: the ring has no slots");
-  for (const auto& slot : ring_) {
-    OCTA_CHECK(slot != nullptr, "Prefetcher: a ring slot is null");
-    OCTA_CHECK(static_cast<std::size_t>(slot->capacity()) >= loader_.max_batch_size() &&
-                   slot->image_floats() == loader_.image_floats(),
-               "Prefetcher: a ring slot holds {} images of {} floats, batches need {} of {}",
-               slot->capacity(), slot->image_floats(), loader_.max_batch_size(),
-               loader_.image_floats());
-  }
   OCTA_CHECK(options.first_epoch <= options.last_epoch,
              "Prefetcher: first epoch {} is after the last {}", options.first_epoch,
              options.last_epoch);
-  batches_per_epoch_ = loader_.num_batches();
+  for (int w = 0; w < options.threads; ++w) {
+    loaders_.push_back(std::make_unique<BatchLoader>(split, options.batch_size, options.shuffle,
+                                                     options.drop_last, options.seed,
+                                                     options.target_digit));
+  }
+  const BatchLoader& loader = *loaders_.front();
+  for (const auto& slot : ring_) {
+    OCTA_CHECK(slot != nullptr, "Prefetcher: a ring slot is null");
+    OCTA_CHECK(static_cast<std::size_t>(slot->capacity()) >= loader.max_batch_size() &&
+                   slot->image_floats() == loader.image_floats(),
+               "Prefetcher: a ring slot holds {} images of {} floats, batches need {} of {}",
+               slot->capacity(), slot->image_floats(), loader.max_batch_size(),
+               loader.image_floats());
+  }
+  batches_per_epoch_ = loader.num_batches();
   total_ = static_cast<std::size_t>(options.last_epoch - options.first_epoch) * batches_per_epoch_;
   items_.resize(ring_.size());
-  thread_ = std::thread([this] { run(); });
+  seq_.assign(ring_.size(), kEmpty);
+  for (std::size_t w = 0; w < loaders_.size(); ++w) threads_.emplace_back([this, w] { run(w); });
 }
 
 Prefetcher::~Prefetcher() {
@@ -37,13 +47,16 @@ Prefetcher::~Prefetcher() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  for (auto& t : threads_) t.join();
 }
 
-void Prefetcher::run() noexcept {
+void Prefetcher::run(std::size_t worker) noexcept {
   const std::size_t slots = ring_.size();
-  for (std::size_t k = 0; k < total_; ++k) {
+  BatchLoader& loader = *loaders_[worker];
+  std::uint64_t loader_epoch = std::numeric_limits<std::uint64_t>::max();
+  for (std::size_t k = worker; k < total_; k += loaders_.size()) {
     {
+      // Slot k % slots last held batch k - slots, which the consumer must have handed back.
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [&] { return stop_ || k - released_ < slots; });
       if (stop_) return;
@@ -55,14 +68,20 @@ void Prefetcher::run() noexcept {
       item.batch = &slot;
       item.epoch = options_.first_epoch + k / batches_per_epoch_;
       item.index = k % batches_per_epoch_;
-      if (item.index == 0) loader_.start_epoch(item.epoch);
-      item.n = loader_.fill(item.index, slot.images(), slot.targets(), nullptr);
+      if (item.epoch != loader_epoch) {
+        loader.start_epoch(item.epoch);
+        loader_epoch = item.epoch;
+      }
+      item.n = loader.fill(item.index, slot.images(), slot.targets(), nullptr);
       std::lock_guard lock(mutex_);
       items_[k % slots] = item;
-      filled_ = k + 1;
+      seq_[k % slots] = k;
     } catch (...) {
       std::lock_guard lock(mutex_);
-      error_ = std::current_exception();
+      if (!error_ || k < error_at_) {
+        error_ = std::current_exception();
+        error_at_ = k;
+      }
       cv_.notify_all();
       return;
     }
@@ -77,9 +96,11 @@ Prefetcher::Item Prefetcher::next() {
     cv_.notify_all();
   }
   OCTA_CHECK(taken_ < total_, "Prefetcher: all {} batches were taken", total_);
-  cv_.wait(lock, [&] { return filled_ > taken_ || error_; });
-  if (filled_ == taken_) std::rethrow_exception(error_);
-  return items_[taken_++ % ring_.size()];
+  const std::size_t i = taken_ % ring_.size();
+  cv_.wait(lock, [&] { return seq_[i] == taken_ || (error_ && error_at_ <= taken_); });
+  if (seq_[i] != taken_) std::rethrow_exception(error_);
+  ++taken_;
+  return items_[i];
 }
 
 }  // namespace octa::data

@@ -1,7 +1,9 @@
-// engine/data/prefetcher.hpp: the loader thread. It shuffles and transforms the batches of epochs
-// [first_epoch, last_epoch), in order, into a ring of HostBatch slots (pinned memory on the GPU
-// path) and runs at most ring-size batches ahead of the training loop. The order and contents
-// are exactly BatchLoader's, so a run with the thread sees the same batches as one without.
+// engine/data/prefetcher.hpp: the loader threads. They shuffle and transform the batches of epochs
+// [first_epoch, last_epoch) into a ring of HostBatch slots (pinned memory on the GPU path), at
+// most ring-size batches ahead of the training loop, which takes them strictly in order. With W
+// threads, thread w fills batches w, w + W, w + 2W, ... with a BatchLoader of its own (each one
+// computes the epoch's order itself, from the seed). The order and contents are exactly
+// BatchLoader's, whatever W, so a run sees the same batches with or without the threads.
 #pragma once
 
 #include <condition_variable>
@@ -26,6 +28,7 @@ struct PrefetchOptions {
   int target_digit = 8;
   std::uint64_t first_epoch = 0;
   std::uint64_t last_epoch = 1;  // exclusive
+  int threads = 1;               // loader threads (at most the ring's size is useful)
 };
 
 class Prefetcher {
@@ -37,12 +40,12 @@ class Prefetcher {
     std::size_t index = 0;  // the batch's index within its epoch
   };
 
-  // Starts the thread. `split` must outlive the prefetcher. Throws octa::Error for no slots, a
-  // slot smaller than a batch, or the loader's own argument errors.
+  // Starts the threads. `split` must outlive the prefetcher. Throws octa::Error for no slots, a
+  // slot smaller than a batch, threads < 1, or the loader's own argument errors.
   Prefetcher(const Split& split, const PrefetchOptions& options,
              std::vector<std::unique_ptr<HostBatch>> ring);
   Prefetcher(Split&&, const PrefetchOptions&, std::vector<std::unique_ptr<HostBatch>>) = delete;
-  // Stops the thread (it finishes at most the batch it is filling) and joins it.
+  // Stops the threads (each finishes at most the batch it is filling) and joins them.
   ~Prefetcher();
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
@@ -53,28 +56,29 @@ class Prefetcher {
   // The next batch in order; blocks until the thread has filled it. The batch returned before
   // is handed back to the thread by this call, so a caller must be done handing it to the
   // backend (the backend itself may go on reading it until its wait_reusable() returns).
-  // Rethrows, in the caller's thread, an error the loader thread met at this batch. Throws
+  // Rethrows, in the caller's thread, an error a loader thread met at this batch. Throws
   // octa::Error past the last batch.
   Item next();
 
  private:
-  void run() noexcept;
+  void run(std::size_t worker) noexcept;
 
-  BatchLoader loader_;
   PrefetchOptions options_;
   std::vector<std::unique_ptr<HostBatch>> ring_;
-  std::vector<Item> items_;  // items_[k % ring size]: the k-th batch, once filled
+  std::vector<std::unique_ptr<BatchLoader>> loaders_;  // one per thread
   std::size_t batches_per_epoch_ = 0;
   std::size_t total_ = 0;
 
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::size_t filled_ = 0;    // batches the thread has published
-  std::size_t released_ = 0;  // batches the consumer handed back
-  std::size_t taken_ = 0;     // batches next() returned
+  std::vector<Item> items_;       // items_[k % ring size]: batch k, once filled
+  std::vector<std::size_t> seq_;  // seq_[k % ring size] == k once batch k is filled
+  std::size_t released_ = 0;      // batches the consumer handed back
+  std::size_t taken_ = 0;         // batches next() returned
   bool stop_ = false;
-  std::exception_ptr error_;  // the thread's failure, at batch filled_
-  std::thread thread_;
+  std::exception_ptr error_;  // the first failure, at batch error_at_
+  std::size_t error_at_ = 0;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace octa::data

@@ -18,16 +18,15 @@ namespace octa {
 
 namespace {
 
-// Batches the loader thread may have ready ahead of the step being run (plus the one in use).
-constexpr int kRingSlots = 4;
-
-// The loader thread's ring: the backend's own staging memory (pinned for the CUDA engine), or
-// pageable memory when backend is null.
-std::vector<std::unique_ptr<data::HostBatch>> host_ring(int batch_size, int count,
+// The loader threads' ring: the backend's own staging memory (pinned for the CUDA engine), or
+// pageable memory when backend is null. Its slots bound how far the threads run ahead of the step
+// (the one in use included): at least 4, and two per thread so none waits on another.
+std::vector<std::unique_ptr<data::HostBatch>> host_ring(int batch_size, int count, int threads,
                                                         TrainingBackend* backend) {
   const int capacity = std::max(1, std::min(batch_size, count));
+  const int slots = std::max(4, 2 * threads);
   std::vector<std::unique_ptr<data::HostBatch>> ring;
-  for (int i = 0; i < kRingSlots; ++i) {
+  for (int i = 0; i < slots; ++i) {
     ring.push_back(backend ? backend->make_host_batch(capacity)
                            : std::make_unique<data::PageableHostBatch>(
                                  capacity, static_cast<std::size_t>(kImageSize) * kImageSize));
@@ -43,7 +42,7 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
   po.batch_size = batch_size;
   po.shuffle = false;
   po.target_digit = target_digit;
-  data::Prefetcher batches(split, po, host_ring(batch_size, split.count, nullptr));
+  data::Prefetcher batches(split, po, host_ring(batch_size, split.count, 1, nullptr));
   std::vector<float> all_logits, all_targets;
   all_logits.reserve(static_cast<std::size_t>(split.count));
   all_targets.reserve(static_cast<std::size_t>(split.count));
@@ -74,8 +73,11 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   po.target_digit = opt.target_digit;
   po.first_epoch = static_cast<std::uint64_t>(epochs_done);
   po.last_epoch = static_cast<std::uint64_t>(opt.epochs);
-  // The loader thread runs through every remaining epoch, up to kRingSlots batches ahead.
-  data::Prefetcher batches(train_split, po, host_ring(opt.batch_size, train_split.count, &backend));
+  po.threads = opt.loader_threads;
+  // The loader threads run through every remaining epoch, up to the ring's size ahead.
+  data::Prefetcher batches(
+      train_split, po,
+      host_ring(opt.batch_size, train_split.count, std::max(1, opt.loader_threads), &backend));
   const auto steps_per_epoch = static_cast<std::int64_t>(batches.batches_per_epoch());
   OCTA_CHECK(steps_per_epoch > 0, "--drop-last: no full batch of {} in {} training images",
              opt.batch_size, train_split.count);

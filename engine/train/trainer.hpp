@@ -30,6 +30,7 @@ struct TrainOptions {
   std::string run_id;                // ties a checkpoint's two files together
   bool interactive = false;          // redraw a progress line on the terminal
   int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
+  int loader_threads = 1;            // threads preparing batches ahead of the step
   bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
   bool eval_every_epoch = false;     // evaluate on the test split after every epoch
 };

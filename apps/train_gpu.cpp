@@ -5,7 +5,6 @@
 #include <filesystem>
 #include <random>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -142,14 +141,10 @@ int run(const Args& a) {
 
   // The GPU reads the loss every 100 steps (a read waits for the device); the CPU every step.
   to.loss_sync_every = use_gpu ? 100 : 1;
-  // Loader threads: the GPU step is far shorter than one thread's transform of a batch, so it
-  // gets several; the CPU path's compute wants the cores.
   OCTA_CHECK(a.loader_threads >= 0, "--loader-threads: must be 0 (auto) or more, got {}",
              a.loader_threads);
   to.loader_threads =
-      a.loader_threads > 0 ? a.loader_threads
-      : use_gpu ? std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 4, 1, 4)
-                : 1;
+      a.loader_threads > 0 ? a.loader_threads : octa::default_loader_threads(use_gpu);
   const auto make_backend = [&](const octa::BackendConfig& config) {
 #if defined(OCTA_HAVE_CUDA)
     if (use_gpu) {

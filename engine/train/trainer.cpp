@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -140,6 +141,11 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   }
   report.test = evaluate(backend, test_split, opt.test_batch_size, opt.target_digit);
   return report;
+}
+
+int default_loader_threads(bool gpu) {
+  if (!gpu) return 1;
+  return std::clamp(static_cast<int>(std::thread::hardware_concurrency()) / 4, 1, 4);
 }
 
 nlohmann::json to_json(const EpochStats& e) {

@@ -60,4 +60,8 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
 
 nlohmann::json to_json(const EpochStats& e);
 
+// Loader threads a run gets by default: 1 on the CPU path (its compute wants the cores); for a
+// GPU, whose step is shorter than one thread's transform of a batch, a quarter of the cores, 1..4.
+int default_loader_threads(bool gpu);
+
 }  // namespace octa

@@ -3,8 +3,13 @@
 #   bash scripts/gpu/run.sh build     # unpack carried dependencies, configure, build (sm_90)
 #   bash scripts/gpu/run.sh test      # the whole ctest suite, GPU tests included
 #   bash scripts/gpu/run.sh sanitize  # every test_gpu_* under compute-sanitizer memcheck/racecheck/initcheck
+#                                     # (SANITIZE_TESTS=test_gpu_train SANITIZE_TOOLS=memcheck to narrow)
 #   bash scripts/gpu/run.sh train     # train_gpu: models A and B, 5 epochs each, metrics JSON
-#   bash scripts/gpu/run.sh all       # all of the above in order
+#   bash scripts/gpu/run.sh all       # build test sanitize train, in that order
+#   bash scripts/gpu/run.sh bench     # bench_gpu_epoch: A and B x fused and cudnn x batch 64 and 1024,
+#                                     # JSON each into $OUT; bench_kernels --json $OUT/kernels.json
+#   bash scripts/gpu/run.sh profile   # scripts/profile/ncu.sh and nsys.sh: model A, fused, batch 64
+# (bench and profile are not part of all; name them.) Library paths: scripts/gpu/env.sh.
 # Each stage appends to $OUT/<stage>.log (the device tool brings $OUT back). A fresh machine keeps
 # nothing between sessions, and a warm one keeps the build: stages can go in separate calls.
 set -uo pipefail
@@ -13,25 +18,8 @@ cd "$root"
 out=${OUT:-$root/gpu-out}
 mkdir -p "$out"
 build=$root/build-gpu
-prefix=/tmp/octa-deps
-arch_lib=usr/lib/x86_64-linux-gnu
-
-deps_env() {
-  # Carried Debian packages, unpacked once into a prefix (only what the machine lacks is used:
-  # the prefix comes after the system in the loader path).
-  if [ -d .gpu-deps ] && [ ! -f "$prefix/.unpacked" ]; then
-    mkdir -p "$prefix"
-    for f in .gpu-deps/*.deb; do dpkg -x "$f" "$prefix"; done
-    touch "$prefix/.unpacked"
-  fi
-  export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$prefix/$arch_lib:$prefix/$arch_lib/openblas-pthread"
-  cudnn_root=""
-  if ! ls /usr/include/cudnn_version.h /usr/local/cuda/include/cudnn_version.h >/dev/null 2>&1; then
-    # PyTorch's wheel of cuDNN: headers and libraries under site-packages/nvidia/cudnn.
-    cudnn_root=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || true)
-    [ -n "$cudnn_root" ] && export LD_LIBRARY_PATH="$cudnn_root/lib:$LD_LIBRARY_PATH"
-  fi
-}
+# shellcheck source=scripts/gpu/env.sh
+source "$root/scripts/gpu/env.sh"  # deps_env; prefix, arch_lib, cudnn_root
 
 stage_build() {
   nvidia-smi; nvcc --version | tail -n 2; cmake --version | head -n 1; g++ --version | head -n 1
@@ -50,10 +38,12 @@ stage_test() {
 }
 
 stage_sanitize() {
+  # SANITIZE_TESTS (a glob under tests/, default test_gpu_*) and SANITIZE_TOOLS narrow a run that
+  # would not fit one device call.
   local rc=0
-  for t in "$build"/tests/test_gpu_*; do
+  for t in "$build"/tests/${SANITIZE_TESTS:-test_gpu_*}; do
     [ -x "$t" ] || continue
-    for tool in memcheck racecheck initcheck; do
+    for tool in ${SANITIZE_TOOLS:-memcheck racecheck initcheck}; do
       echo "=== compute-sanitizer --tool $tool $(basename "$t")"
       compute-sanitizer --tool "$tool" --error-exitcode 99 "$t" || rc=1
     done
@@ -66,6 +56,31 @@ stage_train() {
     "$build"/apps/train_gpu --model $m --epochs 5 --data-dir "$root/data" --no-download \
       --metrics-out "$out/train_$m.json" --checkpoint "$out/model_$m.safetensors" --log-level info
   done
+}
+
+stage_bench() {
+  local rc=0
+  for m in a b; do
+    for conv in fused cudnn; do
+      for b in 64 1024; do
+        echo "=== bench_gpu_epoch --model $m --conv $conv --batch-size $b"
+        "$build"/bench/bench_gpu_epoch --model "$m" --conv "$conv" --batch-size "$b" \
+          --data-dir "$root/data" --json "$out/bench_${m}_${conv}_b$b.json" || rc=1
+      done
+    done
+  done
+  if [ -x "$build/bench/bench_kernels" ]; then
+    echo "=== bench_kernels"
+    "$build"/bench/bench_kernels --json "$out/kernels.json" || rc=1
+  fi
+  return "$rc"
+}
+
+stage_profile() {
+  local rc=0
+  OUT=$out BUILD_DIR=$build DATA_DIR=$root/data bash scripts/profile/ncu.sh a fused 64 || rc=1
+  OUT=$out BUILD_DIR=$build DATA_DIR=$root/data bash scripts/profile/nsys.sh a fused 64 || rc=1
+  return "$rc"
 }
 
 deps_env

@@ -226,11 +226,16 @@ TEST_CASE("GPU: phase timing names every phase of the step and changes no number
     CHECK(l_plain == l_timed);
     const auto phases = timed->phase_times();
     std::vector<std::string> names;
+    float total = 0.0f;
     for (const auto& p : phases) {
       names.push_back(p.name);
       CHECK(p.ms.size() == 6);
-      for (const float ms : p.ms) CHECK(ms > 0.0f);
+      for (const float ms : p.ms) {
+        CHECK(ms >= 0.0f);  // a tiny kernel may round to 0 at the events' resolution
+        total += ms;
+      }
     }
+    CHECK(total > 0.0f);
     INFO("phases: " << Catch::Detail::stringify(names));
     for (const char* expected : {"h2d_copy", "conv2.backward_filter", "conv2.backward_data",
                                  "conv1.backward_filter", "fc1.backward", "bce_loss", "adam"}) {

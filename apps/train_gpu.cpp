@@ -141,8 +141,6 @@ int run(const Args& a) {
 
   // The GPU reads the loss every 100 steps (a read waits for the device); the CPU every step.
   to.loss_sync_every = use_gpu ? 100 : 1;
-  OCTA_CHECK(a.loader_threads >= 0, "--loader-threads: must be 0 (auto) or more, got {}",
-             a.loader_threads);
   to.loader_threads =
       a.loader_threads > 0 ? a.loader_threads : octa::default_loader_threads(use_gpu);
   const auto make_backend = [&](const octa::BackendConfig& config) {
@@ -287,7 +285,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
   app.add_option("--loader-threads", a.loader_threads,
                  "Threads that shuffle and transform batches ahead of training (0: auto, 1 on "
-                 "the CPU path, up to 4 on the GPU)");
+                 "the CPU path, up to 4 on the GPU)")
+      ->check(CLI::Range(0, 256));
   app.add_option("--checkpoint", a.checkpoint,
                  "Weights file written after every epoch [runs/model_<a|b>.safetensors]; the "
                  "optimiser state goes beside it as *.optim.safetensors");

@@ -50,9 +50,10 @@ TEST_CASE("train_gpu --help lists its options with examples", "[cpu][app]") {
   INFO(r.output);
   CHECK(r.exit_code == 0);
   for (const char* flag :
-       {"--data-dir", "--model", "--epochs", "--lr", "--batch-size", "--test-batch-size", "--seed",
-        "--target-digit", "--optimizer", "--max-train", "--max-test", "--device", "--metrics-out",
-        "--resume", "--checkpoint", "--pos-weight", "--log-level"}) {
+       {"--data-dir",        "--model",     "--epochs",       "--lr",        "--batch-size",
+        "--test-batch-size", "--seed",      "--target-digit", "--optimizer", "--max-train",
+        "--max-test",        "--device",    "--metrics-out",  "--resume",    "--checkpoint",
+        "--pos-weight",      "--log-level", "--conv",         "--threads",   "--loader-threads"}) {
     CHECK_THAT(r.output, Catch::Contains(flag));
   }
   CHECK_THAT(r.output, Catch::Contains("Examples:"));
@@ -69,6 +70,7 @@ TEST_CASE("train_gpu rejects bad flags and missing data with messages that name 
       {"--device tpu", "--device"},
       {"--optimizer rmsprop", "--optimizer"},
       {"--lr -1", "--lr"},
+      {"--loader-threads -2", "--loader-threads"},
       {"--log-level loud", "--log-level"},
       {fmt::format("--target-digit 11 --data-dir {}", quoted(dir.path())), "--target-digit"},
       {fmt::format("--data-dir {}", quoted(dir.path())), "train-images-idx3-ubyte"},

@@ -21,8 +21,10 @@
 #include "kernels/loss.hpp"
 #include "kernels/optimizer.hpp"
 #include "kernels/pool.hpp"
+#include "tests/support/batchnorm_inputs.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/gradcheck.hpp"
+#include "tests/support/optimizer_cases.hpp"
 #include "tests/support/skip.hpp"
 
 namespace cpu = octa::cpu;
@@ -249,23 +251,7 @@ TEST_CASE("global average pool forward and backward match the CPU", "[gpu][kerne
 
 namespace {
 
-// One BatchNorm configuration's inputs, the same for the CPU and the GPU.
-struct BnInputs {
-  int N, C, HW;
-  std::vector<float> x, gamma, beta, running_mean, running_var, dout;
-
-  BnInputs(int n, int c, int hw, std::uint64_t seed)
-      : N(n),
-        C(c),
-        HW(hw),
-        x(random_vector<float>(sz(n) * sz(c) * sz(hw), seed, -2.0, 3.0)),  // mean far from 0
-        gamma(random_vector<float>(sz(c), seed + 1, 0.5, 1.5)),
-        beta(random_vector<float>(sz(c), seed + 2, -0.5, 0.5)),
-        running_mean(random_vector<float>(sz(c), seed + 3, -0.2, 0.2)),
-        running_var(random_vector<float>(sz(c), seed + 4, 0.5, 1.5)),
-        dout(random_vector<float>(x.size(), seed + 5)) {}
-  std::size_t size() const { return x.size(); }
-};
+using octa::test::BnInputs;
 
 constexpr float kBnEps = 1e-5f, kBnMomentum = 0.1f;
 
@@ -628,9 +614,7 @@ TEST_CASE("Adam: 20 device steps match octa::adam_update, and the step counter r
   for (const OptimCase oc : kOptimCases) {
     for (const double weight_decay : {0.0, 0.01}) {
       INFO("n " << oc.n << " offset " << oc.offset << " weight_decay " << weight_decay);
-      octa::OptimizerConfig cfg;  // PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8
-      cfg.lr = 3e-3;
-      cfg.weight_decay = weight_decay;
+      const octa::OptimizerConfig cfg = octa::test::adam_config(weight_decay);
       const gpu::AdamParams hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
       const std::size_t n = oc.n, total = n + oc.offset;
 
@@ -664,26 +648,12 @@ TEST_CASE("SGD: 20 device steps match octa::sgd_update (plain, momentum, dampeni
           "[gpu][kernels][optimizer]") {
   OCTA_REQUIRE_GPU();
   Device dev;
-  struct SgdCase {
-    double momentum, dampening, weight_decay;
-    bool nesterov;
-  };
-  const SgdCase sgd_cases[] = {{0.0, 0.0, 0.0, false},
-                               {0.9, 0.0, 0.0, false},
-                               {0.9, 0.1, 1e-3, false},
-                               {0.9, 0.0, 0.0, true}};
   for (const OptimCase oc : kOptimCases) {
-    for (const SgdCase sc : sgd_cases) {
+    for (const octa::test::SgdCase& sc : octa::test::kSgdCases) {
       INFO("n " << oc.n << " offset " << oc.offset << " momentum " << sc.momentum << " dampening "
                 << sc.dampening << " weight_decay " << sc.weight_decay << " nesterov "
                 << sc.nesterov);
-      octa::OptimizerConfig cfg;
-      cfg.kind = octa::OptimizerKind::kSgd;
-      cfg.lr = 0.05;
-      cfg.momentum = sc.momentum;
-      cfg.dampening = sc.dampening;
-      cfg.weight_decay = sc.weight_decay;
-      cfg.nesterov = sc.nesterov;
+      const octa::OptimizerConfig cfg = octa::test::sgd_config(sc);
       const gpu::SgdParams hp{cfg.lr, cfg.momentum, cfg.dampening, cfg.weight_decay, cfg.nesterov};
       const std::size_t n = oc.n, total = n + oc.offset;
       const bool with_momentum = sc.momentum != 0.0;

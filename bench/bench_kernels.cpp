@@ -580,6 +580,35 @@ class Bench {
           },
           &cp);
     }
+
+    // conv3x3_backward_filter_from_maxpool (model A's conv1): the same filter gradient, with the
+    // conv output's gradient rebuilt from the pool's gradient dpool (N,Cout,H/2,W/2) and the ReLU
+    // output act (N,Cout,H,W) instead of read.
+    //   FLOPs = as conv3x3_backward_filter
+    //   bytes = 4 * (N*Cout*H*W/4 + N*Cout*H*W + N*Cin*H*W + Cout*Cin*9 + Cout)
+    //           (dpool, act, in; dweight, dbias)
+    // Counterpart: what it replaces, octa's maxpool2x2_backward (ReLU fused) and then
+    // conv3x3_backward_filter, through an (N,Cout,H,W) gradient in memory.
+    if (!l.needs_din) {
+      const Work w{2.0 * Co * Ci * K * N * HW,
+                   4.0 * (N * Co * HW / 4.0 + N * Co * HW + N * Ci * HW + Co * Ci * K + Co)};
+      const Counterpart cp{"octa pool backward + backward filter", "", [&] {
+                             octa::gpu::maxpool2x2_backward(dout.data(), pooled.data(), out.data(),
+                                                            n, l.cout, l.size, l.size,
+                                                            /*relu_before=*/true, s);
+                             octa::gpu::conv3x3_backward_filter(
+                                 dweight.data(), dbias.data(), dout.data(), in.data(), n, l.cin,
+                                 l.cout, l.size, l.size, ws.data(), s);
+                           }};
+      measure(
+          {"conv3x3_backward_filter_from_maxpool", shape, n, w},
+          [&] {
+            octa::gpu::conv3x3_backward_filter_from_maxpool(
+                dweight.data(), dbias.data(), pooled.data(), out.data(), in.data(), n, l.cin,
+                l.cout, l.size, l.size, ws.data(), s);
+          },
+          &cp);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 // reduction for the backward-filter pass.
 #include "kernels/conv3x3.hpp"
 #include "kernels/launch_checks.hpp"
+#include "kernels/maxpool_window.cuh"
 
 #include <algorithm>
 #include <climits>
@@ -303,12 +304,16 @@ using WgradWide = WgradConfig<32, 4, 8, 2, 2, 4, 32>;
 // Cin == 1 (conv1): one input channel, so more pixel groups instead: 192 threads.
 using WgradCin1 = WgradConfig<32, 4, 1, 1, 8, 8, 32>;
 
-template <class Cfg>
+// kFromPool: `dout` is a 2x2 max-pool's gradient (N, Cout, H/2, W/2) and `act` the pool's input,
+// a ReLU's output (N, Cout, H, W); the conv output's gradient is rebuilt from them while staging,
+// value for value what maxpool2x2_backward(relu_before = true) would have written, so the result
+// is bit-identical to that pass followed by this one, without the (N, Cout, H, W) round trip.
+template <class Cfg, bool kFromPool>
 __global__ void __launch_bounds__(Cfg::kThreads)
     conv3x3_wgrad_partial_kernel(float* __restrict__ partial, const float* __restrict__ dout,
-                                 const float* __restrict__ in, int Cin, int Cout, int H, int W,
-                                 long long rows_total, long long rows_per_slice,
-                                 unsigned long long stride) {
+                                 const float* __restrict__ act, const float* __restrict__ in,
+                                 int Cin, int Cout, int H, int W, long long rows_total,
+                                 long long rows_per_slice, unsigned long long stride) {
   constexpr int BM = Cfg::kBM, TM = Cfg::kTM, CI_BLK = Cfg::kCiBlk, R = Cfg::kR, PG = Cfg::kPG;
   constexpr int CH = Cfg::kCH, CW = Cfg::kCW, TROWS = Cfg::kTRows, TCOLS = Cfg::kTCols;
   constexpr int kThreads = Cfg::kThreads;
@@ -362,8 +367,14 @@ __global__ void __launch_bounds__(Cfg::kThreads)
         const int co = co_blk0 + o;
         float v = 0.f;
         if (co < Cout) {
-          v = dout[(n * static_cast<std::size_t>(Cout) + static_cast<std::size_t>(co)) * HW +
-                   static_cast<std::size_t>((y + rr) * W + x0 + xx)];
+          const std::size_t plane =
+              n * static_cast<std::size_t>(Cout) + static_cast<std::size_t>(co);
+          if constexpr (kFromPool) {
+            v = maxpool2x2_relu_grad_at(act + plane * HW, dout + plane * (HW / 4), y + rr, x0 + xx,
+                                        W);
+          } else {
+            v = dout[plane * HW + static_cast<std::size_t>((y + rr) * W + x0 + xx)];
+          }
         }
         dout_s[o * DS + rr * CW + xx] = v;
       }
@@ -499,16 +510,54 @@ void check_wgrad_grid(const char* op, int Cin, int Cout) {
   check_grid(op, "input channel tiles", ceil_div(Cin, Cfg::kCiBlk), 65535);
 }
 
-template <class Cfg>
-void launch_wgrad_partial(float* partial, const float* dout, const float* in, int Cin, int Cout,
-                          int H, int W, const WgradPlan& plan, cudaStream_t stream) {
+template <class Cfg, bool kFromPool>
+void launch_wgrad_partial(float* partial, const float* dout, const float* act, const float* in,
+                          int Cin, int Cout, int H, int W, const WgradPlan& plan,
+                          cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned int>(plan.slices),
                   static_cast<unsigned int>(ceil_div(Cout, Cfg::kBM)),
                   static_cast<unsigned int>(ceil_div(Cin, Cfg::kCiBlk)));
-  conv3x3_wgrad_partial_kernel<Cfg><<<grid, Cfg::kThreads, 0, stream>>>(
-      partial, dout, in, Cin, Cout, H, W, plan.rows_total, plan.rows_per_slice,
+  conv3x3_wgrad_partial_kernel<Cfg, kFromPool><<<grid, Cfg::kThreads, 0, stream>>>(
+      partial, dout, act, in, Cin, Cout, H, W, plan.rows_total, plan.rows_per_slice,
       static_cast<unsigned long long>(plan.stride));
   OCTA_CUDA_CHECK_LAUNCH();
+}
+
+// Both filter-gradient launchers: stage 1 (partials per slice), then stage 2 (their sum). The
+// caller has checked the arguments.
+template <bool kFromPool>
+void backward_filter(float* dweight, float* dbias, const float* dout, const float* act,
+                     const float* in, int N, int Cin, int Cout, int H, int W, float* workspace,
+                     cudaStream_t stream) {
+  const WgradPlan plan = plan_wgrad(N, Cin, Cout, H, W);
+  if (Cin == 1) {
+    launch_wgrad_partial<WgradCin1, kFromPool>(workspace, dout, act, in, Cin, Cout, H, W, plan,
+                                               stream);
+  } else {
+    launch_wgrad_partial<WgradWide, kFromPool>(workspace, dout, act, in, Cin, Cout, H, W, plan,
+                                               stream);
+  }
+  const unsigned int blocks = std::min(blocks_for(plan.stride, kFinalizeThreads), 4096u);
+  conv3x3_wgrad_finalize_kernel<<<blocks, kFinalizeThreads, 0, stream>>>(
+      dweight, dbias, workspace, plan.slices, static_cast<unsigned long long>(plan.weights),
+      static_cast<unsigned long long>(plan.stride));
+  OCTA_CUDA_CHECK_LAUNCH();
+}
+
+void check_backward_filter(const char* op, float* dweight, float* dbias, const char* dout_name,
+                           const float* dout, const float* in, int N, int Cin, int Cout, int H,
+                           int W, float* workspace) {
+  check_conv_sizes(op, N, Cin, Cout, H, W);
+  require_pointer(op, "dweight", dweight);
+  require_pointer(op, "dbias", dbias);
+  require_pointer(op, dout_name, dout);
+  require_pointer(op, "in", in);
+  require_pointer(op, "workspace (conv3x3_backward_filter_workspace floats)", workspace);
+  if (Cin == 1) {
+    check_wgrad_grid<WgradCin1>(op, Cin, Cout);
+  } else {
+    check_wgrad_grid<WgradWide>(op, Cin, Cout);
+  }
 }
 
 }  // namespace
@@ -579,30 +628,24 @@ void conv3x3_backward_filter(float* dweight, float* dbias, const float* dout, co
                              int N, int Cin, int Cout, int H, int W, float* workspace,
                              cudaStream_t stream) {
   const char* op = "conv3x3_backward_filter";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "dweight", dweight);
-  require_pointer(op, "dbias", dbias);
-  require_pointer(op, "dout", dout);
-  require_pointer(op, "in", in);
-  require_pointer(op, "workspace (conv3x3_backward_filter_workspace floats)", workspace);
-  const bool cin1 = Cin == 1;
-  if (cin1) {
-    check_wgrad_grid<WgradCin1>(op, Cin, Cout);
-  } else {
-    check_wgrad_grid<WgradWide>(op, Cin, Cout);
-  }
+  check_backward_filter(op, dweight, dbias, "dout", dout, in, N, Cin, Cout, H, W, workspace);
   NvtxRange range(op);
-  const WgradPlan plan = plan_wgrad(N, Cin, Cout, H, W);
-  if (cin1) {
-    launch_wgrad_partial<WgradCin1>(workspace, dout, in, Cin, Cout, H, W, plan, stream);
-  } else {
-    launch_wgrad_partial<WgradWide>(workspace, dout, in, Cin, Cout, H, W, plan, stream);
-  }
-  const unsigned int blocks = std::min(blocks_for(plan.stride, kFinalizeThreads), 4096u);
-  conv3x3_wgrad_finalize_kernel<<<blocks, kFinalizeThreads, 0, stream>>>(
-      dweight, dbias, workspace, plan.slices, static_cast<unsigned long long>(plan.weights),
-      static_cast<unsigned long long>(plan.stride));
-  OCTA_CUDA_CHECK_LAUNCH();
+  backward_filter<false>(dweight, dbias, dout, nullptr, in, N, Cin, Cout, H, W, workspace, stream);
+}
+
+void conv3x3_backward_filter_from_maxpool(float* dweight, float* dbias, const float* dpool,
+                                          const float* act, const float* in, int N, int Cin,
+                                          int Cout, int H, int W, float* workspace,
+                                          cudaStream_t stream) {
+  const char* op = "conv3x3_backward_filter_from_maxpool";
+  check_backward_filter(op, dweight, dbias, "dpool", dpool, in, N, Cin, Cout, H, W, workspace);
+  OCTA_CHECK(H % 2 == 0 && W % 2 == 0,
+             "{}: H = {} and W = {} must both be even for the 2x2 max-pool (for odd sizes use "
+             "maxpool2x2_backward, then conv3x3_backward_filter)",
+             op, H, W);
+  require_pointer(op, "act", act);
+  NvtxRange range(op);
+  backward_filter<true>(dweight, dbias, dpool, act, in, N, Cin, Cout, H, W, workspace, stream);
 }
 
 }  // namespace octa::gpu

@@ -30,4 +30,14 @@ void conv3x3_backward_filter(float* dweight, float* dbias, const float* dout, co
                              int N, int Cin, int Cout, int H, int W, float* workspace,
                              cudaStream_t stream);
 
+// Model A's first stage backward in one pass: conv3x3_backward_filter of the gradient that
+// maxpool2x2_backward(relu_before = true) would produce from dpool (N, Cout, H/2, W/2) and the
+// saved ReLU output act (N, Cout, H, W), rebuilt while the kernel stages it instead of written to
+// memory and read back. Same workspace, same reduction order: bit-identical to the two passes.
+// H and W even.
+void conv3x3_backward_filter_from_maxpool(float* dweight, float* dbias, const float* dpool,
+                                          const float* act, const float* in, int N, int Cin,
+                                          int Cout, int H, int W, float* workspace,
+                                          cudaStream_t stream);
+
 }  // namespace octa::gpu

@@ -7,6 +7,7 @@
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
 #include "kernels/launch_checks.hpp"
+#include "kernels/maxpool_window.cuh"
 #include "kernels/pool.hpp"
 
 namespace octa::gpu {
@@ -29,26 +30,6 @@ void check_pool(const char* op, int N, int C, int H, int W) {
 
 std::size_t sz(int v) {
   return static_cast<std::size_t>(v);
-}
-
-// The first maximum of a 2x2 window: its index (0..3, row-major) and value, decided exactly as
-// the CPU reference does: a later value wins only if strictly greater, and a NaN (the first one)
-// wins, so a diverged value propagates as in PyTorch. Returning the value too keeps v in registers
-// (indexing it with the runtime k would put it in local memory).
-struct WindowMax {
-  int k;
-  float value;
-};
-
-__device__ __forceinline__ WindowMax window_argmax(const float (&v)[4]) {
-  WindowMax best{0, v[0]};
-#pragma unroll
-  for (int k = 1; k < 4; ++k) {
-    const bool take = !(v[k] <= best.value) && best.value == best.value;
-    best.k = take ? k : best.k;
-    best.value = take ? v[k] : best.value;
-  }
-  return best;
 }
 
 // One thread per output element; `plane` = n * C + c.

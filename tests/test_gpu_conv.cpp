@@ -5,6 +5,7 @@
 // too.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/raii.hpp"
 #include "kernels/conv3x3.hpp"
+#include "kernels/pool.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/gradcheck.hpp"
 #include "tests/support/skip.hpp"
@@ -243,6 +245,48 @@ TEST_CASE("conv3x3_backward_filter matches the CPU reference and is bit-identica
                      got_dw.size(), tol::kExact);
     OCTA_CHECK_CLOSE("conv3x3_backward_filter dbias, second run", again_db.data(), got_db.data(),
                      got_db.size(), tol::kExact);
+  }
+}
+
+TEST_CASE(
+    "conv3x3_backward_filter_from_maxpool equals maxpool2x2_backward then "
+    "conv3x3_backward_filter bit for bit",
+    "[gpu][conv]") {
+  OCTA_REQUIRE_GPU();
+  Device dev;
+  std::uint64_t seed = 700;
+  for (const Shape& s : even_shapes()) {
+    INFO(s.str());
+    const ConvInputs x = make_inputs(s, seed += 10);
+    // The pool's input is a ReLU output with ties (multiples of 1/4) and zeros.
+    std::vector<float> act = random_vector<float>(s.out_size(), seed + 3);
+    for (float& v : act) v = std::max(0.0f, std::round(v * 4.0f) / 4.0f);
+    const std::vector<float> dpool =
+        random_vector<float>(s.pooled_size(), seed + 4, -1.0 / 64, 1.0 / 64);
+    const DeviceBuffer<float> d_act = dev.upload(act), d_dpool = dev.upload(dpool),
+                              in = dev.upload(x.in);
+    const std::size_t ws_size =
+        gpu::conv3x3_backward_filter_workspace(s.N, s.Cin, s.Cout, s.H, s.W);
+    DeviceBuffer<float> workspace = dev.poisoned(ws_size, "backward-filter workspace");
+    DeviceBuffer<float> d_dconv = dev.poisoned(s.out_size(), "conv output gradient");
+    DeviceBuffer<float> d_dweight = dev.poisoned(s.weight_size(), "weight gradient");
+    DeviceBuffer<float> d_dbias = dev.poisoned(sz(s.Cout), "bias gradient");
+    gpu::maxpool2x2_backward(d_dconv.data(), d_dpool.data(), d_act.data(), s.N, s.Cout, s.H, s.W,
+                             /*relu_before=*/true, dev.stream());
+    gpu::conv3x3_backward_filter(d_dweight.data(), d_dbias.data(), d_dconv.data(), in.data(), s.N,
+                                 s.Cin, s.Cout, s.H, s.W, workspace.data(), dev.stream());
+    const std::vector<float> two_dw = dev.download(d_dweight), two_db = dev.download(d_dbias);
+    dev.poison(workspace);
+    dev.poison(d_dweight);
+    dev.poison(d_dbias);
+    gpu::conv3x3_backward_filter_from_maxpool(d_dweight.data(), d_dbias.data(), d_dpool.data(),
+                                              d_act.data(), in.data(), s.N, s.Cin, s.Cout, s.H, s.W,
+                                              workspace.data(), dev.stream());
+    const std::vector<float> got_dw = dev.download(d_dweight), got_db = dev.download(d_dbias);
+    OCTA_CHECK_CLOSE("fused dweight vs the two passes", got_dw.data(), two_dw.data(), two_dw.size(),
+                     tol::kExact);
+    OCTA_CHECK_CLOSE("fused dbias vs the two passes", got_db.data(), two_db.data(), two_db.size(),
+                     tol::kExact);
   }
 }
 

@@ -3,8 +3,9 @@
 // Step (model A, --conv fused):
 //   H2D copy of the batch (pinned, on the copy stream) -> conv1+ReLU+pool -> conv2+ReLU+pool ->
 //   fc1+ReLU -> fc2
-//   -> BCE (loss and dlogits in one kernel) -> fc2/fc1 backward (cuBLAS) -> pool+ReLU backward ->
-//   conv backward (filter, data) -> ... -> one fused Adam over the whole parameter buffer.
+//   -> BCE (loss and dlogits in one kernel) -> fc2/fc1 backward (cuBLAS) -> pool2+ReLU backward ->
+//   conv2 backward (filter, data) -> conv1's filter gradient straight from pool1's gradient (the
+//   pool's and ReLU's backward folded in) -> one fused Adam over the whole parameter buffer.
 // Model B inserts BatchNorm (ReLU fused into it, forward and backward), global average pooling and
 // dropout (Philox keyed by the device-side step counter, so graph replays draw fresh masks that
 // equal the CPU reference's). With --conv cudnn the convolutions go through cuDNN instead.
@@ -89,7 +90,7 @@ class PinnedHostBatch final : public data::HostBatch {
 // Phase names of a feature stage (NVTX ranges and phase_times()).
 struct StageNames {
   const char *conv_relu_pool, *conv, *bn, *pool, *pool_backward, *bn_backward, *conv_filter,
-      *conv_data;
+      *conv_data, *pool_conv_filter;
 };
 constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "conv1",
@@ -98,7 +99,8 @@ constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "pool1.backward",
                                   "bn1+relu.backward",
                                   "conv1.backward_filter",
-                                  "conv1.backward_data"};
+                                  "conv1.backward_data",
+                                  "pool1+relu+conv1.backward_filter"};
 constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "conv2",
                                   "bn2+relu",
@@ -106,7 +108,8 @@ constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "pool2.backward",
                                   "bn2+relu.backward",
                                   "conv2.backward_filter",
-                                  "conv2.backward_data"};
+                                  "conv2.backward_data",
+                                  "pool2+relu+conv2.backward_filter"};
 
 // One feature stage (conv3x3 [-> BatchNorm] -> ReLU -> maxpool) and its device buffers.
 struct Stage {
@@ -114,6 +117,9 @@ struct Stage {
   int cin = 0, cout = 0, size = 0;
   std::size_t w, b, bn_w = 0, bn_b = 0, bn_mean = 0, bn_var = 0;
   bool bn = false;
+  // Model A, --conv fused, a stage whose input gradient is not needed (conv1): the pool's and
+  // ReLU's backward are folded into the filter gradient's kernel, so dact is never materialised.
+  bool pool_into_filter = false;
   DeviceBuffer<float> conv;  // conv output before BatchNorm (model B only)
   DeviceBuffer<float> act;   // after (BatchNorm and) ReLU: (N, cout, size, size)
   DeviceBuffer<float> pool;  // (N, cout, size/2, size/2)
@@ -272,10 +278,12 @@ class CudaBackend final : public TrainingBackend {
   }
 
   void make_stage(Stage& s, const std::string& conv, const std::string& bn, int cin, int cout,
-                  int size, const StageNames& names) {
+                  int size, const StageNames& names, bool needs_input_gradient) {
     const auto n = static_cast<std::size_t>(cfg_.max_batch);
     const std::size_t full = n * cout * size * size;
     s.names = names;
+    s.pool_into_filter =
+        cfg_.arch == Arch::kA && opt_.conv == ConvPath::kFused && !needs_input_gradient;
     s.cin = cin;
     s.cout = cout;
     s.size = size;
@@ -293,7 +301,7 @@ class CudaBackend final : public TrainingBackend {
       s.save_invstd = DeviceBuffer<float>(static_cast<std::size_t>(cout), "BatchNorm invstd");
     }
     s.act = DeviceBuffer<float>(full, "activation");
-    s.dact = DeviceBuffer<float>(full, "activation gradient");
+    if (!s.pool_into_filter) s.dact = DeviceBuffer<float>(full, "activation gradient");
     s.pool = DeviceBuffer<float>(full / 4, "pooled activation");
     if (opt_.conv == ConvPath::kCudnn) s.cudnn.emplace(cudnn_.get(), cin, cout, size, size);
   }
@@ -319,8 +327,8 @@ class CudaBackend final : public TrainingBackend {
       staging_[i] = std::make_unique<PinnedHostBatch>(cfg_.max_batch);
     }
     staging_logits_ = cuda::PinnedBuffer<float>(n, "pinned logits");
-    make_stage(s1_, "conv1", "bn1", 1, kC1, kH1, kStage1Names);
-    make_stage(s2_, "conv2", "bn2", kC1, kC2, kH2, kStage2Names);
+    make_stage(s1_, "conv1", "bn1", 1, kC1, kH1, kStage1Names, /*needs_input_gradient=*/false);
+    make_stage(s2_, "conv2", "bn2", kC1, kC2, kH2, kStage2Names, /*needs_input_gradient=*/true);
     dpool1_ = DeviceBuffer<float>(n * kC1 * kH2 * kH2, "pool1 gradient");
     dflat_ = DeviceBuffer<float>(n * kC2 * kH3 * kH3, "flatten gradient");
     h_ = DeviceBuffer<float>(n * kHidden, "fc1 output");
@@ -508,6 +516,16 @@ class CudaBackend final : public TrainingBackend {
 
   // dpool: gradient w.r.t. the stage's pooled output; din: w.r.t. its input (null: not needed).
   void stage_backward(Stage& s, const float* dpool, const float* in, float* din, int n) {
+    if (s.pool_into_filter) {
+      OCTA_CHECK(din == nullptr,
+                 "stage_backward: {} folds the pool into the filter gradient and "
+                 "computes no input gradient",
+                 s.names.pool_conv_filter);
+      Phase phase(*this, s.names.pool_conv_filter);
+      gpu::conv3x3_backward_filter_from_maxpool(G(s.w), G(s.b), dpool, s.act.data(), in, n, s.cin,
+                                                s.cout, s.size, s.size, filter_ws_.data(), stream_);
+      return;
+    }
     // Model A: the ReLU's backward is fused into the pool's. Model B: into BatchNorm's.
     {
       Phase phase(*this, s.names.pool_backward);

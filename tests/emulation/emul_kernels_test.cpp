@@ -500,6 +500,67 @@ TEST_CASE("emulated conv3x3_backward_filter matches the CPU reference (both tili
   ec.check_launches();
 }
 
+TEST_CASE(
+    "emulated conv3x3_backward_filter_from_maxpool equals maxpool2x2_backward then "
+    "conv3x3_backward_filter bit for bit, and the CPU",
+    "[emul][conv]") {
+  EmulCase ec;
+  std::uint64_t seed = 450;
+  for (const ConvShape& s : kConvEvenShapes) {
+    INFO(s.str());
+    const ConvInputs x = make_conv_inputs(s, seed += 10);
+    // The pool's input is a ReLU output with many ties (the first-maximum rule decides) and zeros
+    // (no gradient through the ReLU); its gradient at the scale of a real one.
+    const std::vector<float> act = relu(with_ties(random_vector<float>(s.out_size(), seed + 3)));
+    const std::vector<float> dpool =
+        random_vector<float>(s.pooled_size(), seed + 4, -1.0 / 64, 1.0 / 64);
+    std::vector<float> dconv(s.out_size());
+    cpu::maxpool2x2_backward(dconv.data(), dpool.data(), act.data(), s.N, s.Cout, s.H, s.W);
+    cpu::relu_backward(dconv.data(), dconv.data(), act.data(), dconv.size());
+    std::vector<float> din(s.in_size()), dweight(s.weight_size()), dbias(sz(s.Cout));
+    cpu::conv3x3_backward(din.data(), dweight.data(), dbias.data(), dconv.data(), x.in.data(),
+                          x.weight.data(), s.N, s.Cin, s.Cout, s.H, s.W);
+
+    const Buf<float> d_act(act), d_dpool(dpool), in(x.in);
+    Buf<float> workspace(gpu::conv3x3_backward_filter_workspace(s.N, s.Cin, s.Cout, s.H, s.W));
+    Buf<float> d_dconv(s.out_size()), d_dw(s.weight_size()), d_db(sz(s.Cout));
+    // The two passes the fused launcher replaces.
+    gpu::maxpool2x2_backward(d_dconv.data(), d_dpool.data(), d_act.data(), s.N, s.Cout, s.H, s.W,
+                             /*relu_before=*/true, nullptr);
+    gpu::conv3x3_backward_filter(d_dw.data(), d_db.data(), d_dconv.data(), in.data(), s.N, s.Cin,
+                                 s.Cout, s.H, s.W, workspace.data(), nullptr);
+    const std::vector<float> two_dw = d_dw.get(), two_db = d_db.get();
+    auto run = [&] {
+      workspace.poison();
+      d_dw.poison();
+      d_db.poison();
+      gpu::conv3x3_backward_filter_from_maxpool(d_dw.data(), d_db.data(), d_dpool.data(),
+                                                d_act.data(), in.data(), s.N, s.Cin, s.Cout, s.H,
+                                                s.W, workspace.data(), nullptr);
+    };
+    run();
+    const std::vector<float> got_dw = d_dw.get(), got_db = d_db.get();
+    check_same_bits("fused dweight vs the two passes", got_dw, two_dw);
+    check_same_bits("fused dbias vs the two passes", got_db, two_db);
+    OCTA_CHECK_CLOSE("fused dweight vs the CPU", got_dw.data(), dweight.data(), dweight.size(),
+                     tol::kGpuVsCpu);
+    OCTA_CHECK_CLOSE("fused dbias vs the CPU", got_db.data(), dbias.data(), dbias.size(),
+                     tol::kGpuVsCpu);
+    if (&s == &kConvEvenShapes[2]) {
+      with_blocks_reversed(run);
+      check_same_bits("fused dweight, blocks reversed", d_dw.get(), got_dw);
+      check_same_bits("fused dbias, blocks reversed", d_db.get(), got_db);
+    }
+  }
+  // Odd sizes have no 2x2 pool: refused before any launch, with what to use instead.
+  Buf<float> ws(64), dw(45), db(5), buf(3 * 5 * 49);
+  REQUIRE_THROWS_WITH(
+      gpu::conv3x3_backward_filter_from_maxpool(dw.data(), db.data(), buf.data(), buf.data(),
+                                                buf.data(), 3, 1, 5, 7, 7, ws.data(), nullptr),
+      Catch::Contains("must both be even") && Catch::Contains("maxpool2x2_backward"));
+  ec.check_launches();
+}
+
 // =============================================================================================
 // Pooling
 // =============================================================================================

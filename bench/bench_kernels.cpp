@@ -37,6 +37,7 @@
 #include "engine/core/log.hpp"
 #include "engine/core/philox.hpp"
 #include "engine/cuda/check.hpp"
+#include "engine/cuda/cudnn_descriptors.hpp"
 #include "engine/cuda/raii.hpp"
 #include "engine/gpu/cudnn_conv.hpp"
 #include "engine/gpu/linear.hpp"
@@ -281,24 +282,9 @@ class Timer {
 // cuDNN descriptors for the pooling and BatchNorm counterparts (owned, released on scope exit)
 // ================================================================================================
 
-struct TensorDescTraits {
-  static void release(cudnnTensorDescriptor_t d) {
-    static_cast<void>(cudnnDestroyTensorDescriptor(d));
-  }
-};
-struct PoolDescTraits {
-  static void release(cudnnPoolingDescriptor_t d) {
-    static_cast<void>(cudnnDestroyPoolingDescriptor(d));
-  }
-};
-struct ActivationDescTraits {
-  static void release(cudnnActivationDescriptor_t d) {
-    static_cast<void>(cudnnDestroyActivationDescriptor(d));
-  }
-};
-using TensorDesc = octa::cuda::UniqueHandle<cudnnTensorDescriptor_t, TensorDescTraits>;
-using PoolDesc = octa::cuda::UniqueHandle<cudnnPoolingDescriptor_t, PoolDescTraits>;
-using ActivationDesc = octa::cuda::UniqueHandle<cudnnActivationDescriptor_t, ActivationDescTraits>;
+using octa::cuda::ActivationDesc;
+using octa::cuda::PoolDesc;
+using octa::cuda::TensorDesc;
 
 TensorDesc tensor_desc(int n, int c, int h, int w) {
   cudnnTensorDescriptor_t raw{};

@@ -14,6 +14,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/cuda/check.hpp"
+#include "engine/cuda/cudnn_descriptors.hpp"
 #include "engine/cuda/nvtx.hpp"
 #include "engine/cuda/raii.hpp"
 
@@ -37,33 +38,10 @@ namespace {
 constexpr std::size_t kWorkspaceCap = std::size_t{256} << 20;
 constexpr double kMiB = 1024.0 * 1024.0;
 
-// ---------------------------------------------------------------------------------------------
-// RAII for cuDNN descriptors (destroy failures cannot be acted on in a destructor: ignored).
-
-struct TensorDescTraits {
-  static void release(cudnnTensorDescriptor_t d) {
-    static_cast<void>(cudnnDestroyTensorDescriptor(d));
-  }
-};
-struct FilterDescTraits {
-  static void release(cudnnFilterDescriptor_t d) {
-    static_cast<void>(cudnnDestroyFilterDescriptor(d));
-  }
-};
-struct ConvDescTraits {
-  static void release(cudnnConvolutionDescriptor_t d) {
-    static_cast<void>(cudnnDestroyConvolutionDescriptor(d));
-  }
-};
-struct ActivationDescTraits {
-  static void release(cudnnActivationDescriptor_t d) {
-    static_cast<void>(cudnnDestroyActivationDescriptor(d));
-  }
-};
-using TensorDesc = cuda::UniqueHandle<cudnnTensorDescriptor_t, TensorDescTraits>;
-using FilterDesc = cuda::UniqueHandle<cudnnFilterDescriptor_t, FilterDescTraits>;
-using ConvDesc = cuda::UniqueHandle<cudnnConvolutionDescriptor_t, ConvDescTraits>;
-using ActivationDesc = cuda::UniqueHandle<cudnnActivationDescriptor_t, ActivationDescTraits>;
+using cuda::ActivationDesc;
+using cuda::ConvDesc;
+using cuda::FilterDesc;
+using cuda::TensorDesc;
 
 // Each factory owns the descriptor before configuring it, so a failing Set* call leaks nothing.
 TensorDesc make_tensor(int n, int c, int h, int w) {

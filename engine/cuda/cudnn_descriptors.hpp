@@ -1,0 +1,44 @@
+// engine/cuda/cudnn_descriptors.hpp: owning handles for the cuDNN descriptors octa uses (tensor,
+// filter, convolution, activation, pooling), move-only like the rest of engine/cuda/raii.hpp. A
+// destroy failure cannot be acted on in a destructor, so it is ignored.
+#pragma once
+
+#include <cudnn.h>
+
+#include "engine/cuda/raii.hpp"
+
+namespace octa::cuda {
+
+struct TensorDescTraits {
+  static void release(cudnnTensorDescriptor_t d) {
+    static_cast<void>(cudnnDestroyTensorDescriptor(d));
+  }
+};
+struct FilterDescTraits {
+  static void release(cudnnFilterDescriptor_t d) {
+    static_cast<void>(cudnnDestroyFilterDescriptor(d));
+  }
+};
+struct ConvDescTraits {
+  static void release(cudnnConvolutionDescriptor_t d) {
+    static_cast<void>(cudnnDestroyConvolutionDescriptor(d));
+  }
+};
+struct ActivationDescTraits {
+  static void release(cudnnActivationDescriptor_t d) {
+    static_cast<void>(cudnnDestroyActivationDescriptor(d));
+  }
+};
+struct PoolDescTraits {
+  static void release(cudnnPoolingDescriptor_t d) {
+    static_cast<void>(cudnnDestroyPoolingDescriptor(d));
+  }
+};
+
+using TensorDesc = UniqueHandle<cudnnTensorDescriptor_t, TensorDescTraits>;
+using FilterDesc = UniqueHandle<cudnnFilterDescriptor_t, FilterDescTraits>;
+using ConvDesc = UniqueHandle<cudnnConvolutionDescriptor_t, ConvDescTraits>;
+using ActivationDesc = UniqueHandle<cudnnActivationDescriptor_t, ActivationDescTraits>;
+using PoolDesc = UniqueHandle<cudnnPoolingDescriptor_t, PoolDescTraits>;
+
+}  // namespace octa::cuda

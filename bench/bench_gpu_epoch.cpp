@@ -51,7 +51,6 @@ constexpr int kPhaseWarmup = 10;   // samples of each phase dropped before the m
 constexpr int kProfileWarmup = 8;  // steps before the profiling window (c): the engine runs 3
                                    // eager steps, then captures one graph per input slot (2)
 constexpr int kTestBatch = 1000;   // as train_gpu
-constexpr int kRingSlots = 4;      // pinned batches the loader threads may fill ahead, as trainer
 
 struct Args {
   std::string model = "a";
@@ -133,11 +132,8 @@ std::unique_ptr<octa::data::Prefetcher> make_batches(const octa::data::Split& sp
   po.seed = a.seed;
   po.last_epoch = static_cast<std::uint64_t>((steps + per_epoch - 1) / per_epoch);
   po.threads = octa::default_loader_threads(/*gpu=*/true);
-  std::vector<std::unique_ptr<octa::data::HostBatch>> ring;
-  for (int i = 0; i < std::max(kRingSlots, 2 * po.threads); ++i) {
-    ring.push_back(backend.make_host_batch(a.batch_size));
-  }
-  return std::make_unique<octa::data::Prefetcher>(split, po, std::move(ring));
+  return std::make_unique<octa::data::Prefetcher>(
+      split, po, octa::host_batch_ring(a.batch_size, split.count, po.threads, &backend));
 }
 
 void train_steps(octa::TrainingBackend& backend, octa::data::Prefetcher& batches, int count,

@@ -286,14 +286,6 @@ using octa::cuda::ActivationDesc;
 using octa::cuda::PoolDesc;
 using octa::cuda::TensorDesc;
 
-TensorDesc tensor_desc(int n, int c, int h, int w) {
-  cudnnTensorDescriptor_t raw{};
-  OCTA_CUDNN_CHECK(cudnnCreateTensorDescriptor(&raw));
-  TensorDesc d(raw);
-  OCTA_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
-  return d;
-}
-
 // window x window, stride window, no padding.
 PoolDesc pool_desc(cudnnPoolingMode_t mode, int window) {
   cudnnPoolingDescriptor_t raw{};
@@ -607,8 +599,8 @@ class Bench {
     const DeviceBuffer<float> y = fill_.floats(full / 4, -1.0f, 1.0f, "pool output");
     const DeviceBuffer<float> dy = fill_.floats(full / 4, -1.0f, 1.0f, "pool output gradient");
     const DeviceBuffer<float> dx = fill_.floats(full, -1.0f, 1.0f, "pool input gradient");
-    const TensorDesc xd = tensor_desc(n, st.c, st.size, st.size);
-    const TensorDesc yd = tensor_desc(n, st.c, half, half);
+    const TensorDesc xd = octa::cuda::make_tensor_desc(n, st.c, st.size, st.size);
+    const TensorDesc yd = octa::cuda::make_tensor_desc(n, st.c, half, half);
     const PoolDesc pool = pool_desc(CUDNN_POOLING_MAX_DETERMINISTIC, 2);
     const std::string shape = fmt::format("{} {}x{}x{}", st.name, st.c, st.size, st.size);
     const double X = as_double(full);
@@ -670,8 +662,8 @@ class Bench {
     const DeviceBuffer<float> save_invstd = fill_.floats(c, 0.5f, 1.5f, "saved invstd");
     const DeviceBuffer<float> dgamma = fill_.floats(c, -1.0f, 1.0f, "gamma gradient");
     const DeviceBuffer<float> dbeta = fill_.floats(c, -1.0f, 1.0f, "beta gradient");
-    const TensorDesc xd = tensor_desc(n, st.c, st.size, st.size);
-    const TensorDesc cd = tensor_desc(1, st.c, 1, 1);
+    const TensorDesc xd = octa::cuda::make_tensor_desc(n, st.c, st.size, st.size);
+    const TensorDesc cd = octa::cuda::make_tensor_desc(1, st.c, 1, 1);
     const ActivationDesc relu = relu_desc();
     const std::string shape = fmt::format("{} {}x{}x{}", st.name, st.c, st.size, st.size);
     const double X = as_double(full), C = as_double(c);
@@ -764,8 +756,8 @@ class Bench {
     const DeviceBuffer<float> y = fill_.floats(nc, -1.0f, 1.0f, "avgpool output");
     const DeviceBuffer<float> dy = fill_.floats(nc, -1.0f, 1.0f, "avgpool output gradient");
     const DeviceBuffer<float> dx = fill_.floats(full, -1.0f, 1.0f, "avgpool input gradient");
-    const TensorDesc xd = tensor_desc(n, st.c, st.size, st.size);
-    const TensorDesc yd = tensor_desc(n, st.c, 1, 1);
+    const TensorDesc xd = octa::cuda::make_tensor_desc(n, st.c, st.size, st.size);
+    const TensorDesc yd = octa::cuda::make_tensor_desc(n, st.c, 1, 1);
     const PoolDesc pool = pool_desc(CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING, st.size);
     const std::string shape = fmt::format("{} {}x{}x{}", st.name, st.c, st.size, st.size);
     const double X = as_double(full), NC = as_double(nc);

@@ -16,6 +16,7 @@
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/compare.hpp"
+#include "tests/support/forwarding_backend.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/synthetic.hpp"
 
@@ -145,26 +146,9 @@ TEST_CASE("State moves between the GPU and the CPU engines unchanged", "[gpu][tr
 namespace {
 
 // Hides the CUDA engine's pinned batches, so the trainer hands it pageable memory (the copying
-// path) instead of pinned slots filled by the loader thread.
-class PageableOnly final : public octa::TrainingBackend {
- public:
-  explicit PageableOnly(std::unique_ptr<octa::TrainingBackend> inner) : inner_(std::move(inner)) {}
-  std::string description() const override { return inner_->description(); }
-  const octa::ParamTable& table() const override { return inner_->table(); }
-  void train_step(const float* x, const float* y, int n, std::int64_t step) override {
-    inner_->train_step(x, y, n, step);
-  }
-  double take_loss_sum() override { return inner_->take_loss_sum(); }
-  void predict(const float* x, int n, float* z) override { inner_->predict(x, n, z); }
-  octa::ModelState model_state() override { return inner_->model_state(); }
-  octa::OptimizerState optimizer_state() override { return inner_->optimizer_state(); }
-  void load(const octa::ModelState& m, const octa::OptimizerState* o) override {
-    inner_->load(m, o);
-  }
-
- private:
-  std::unique_ptr<octa::TrainingBackend> inner_;
-};
+// path) instead of pinned slots filled by the loader threads: the forwarding wrapper stages
+// through the base class's pageable defaults.
+using PageableOnly = octa::test::ForwardingBackend;
 
 octa::TrainReport train_two_epochs(octa::TrainingBackend& b, const octa::data::Split& train,
                                    const octa::data::Split& test, int sync_every) {

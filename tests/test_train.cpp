@@ -16,6 +16,7 @@
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/exports.hpp"
 #include "engine/train/trainer.hpp"
+#include "tests/support/forwarding_backend.hpp"
 #include "tests/support/real_data.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/synthetic.hpp"
@@ -26,29 +27,20 @@ using octa::Arch;
 namespace {
 
 // Wraps a real backend and reports a NaN loss from a given step on: drives the divergence guard.
-class NanAfter final : public octa::TrainingBackend {
+class NanAfter final : public octa::test::ForwardingBackend {
  public:
   NanAfter(std::unique_ptr<octa::TrainingBackend> inner, std::int64_t step)
-      : inner_(std::move(inner)), nan_from_(step) {}
-  std::string description() const override { return inner_->description(); }
-  const octa::ParamTable& table() const override { return inner_->table(); }
+      : ForwardingBackend(std::move(inner)), nan_from_(step) {}
   void train_step(const float* x, const float* y, int n, std::int64_t step) override {
-    inner_->train_step(x, y, n, step);
+    ForwardingBackend::train_step(x, y, n, step);
     poisoned_ |= step >= nan_from_;
   }
   double take_loss_sum() override {
-    const double s = inner_->take_loss_sum();
+    const double s = ForwardingBackend::take_loss_sum();
     return poisoned_ ? std::numeric_limits<double>::quiet_NaN() : s;
-  }
-  void predict(const float* x, int n, float* z) override { inner_->predict(x, n, z); }
-  octa::ModelState model_state() override { return inner_->model_state(); }
-  octa::OptimizerState optimizer_state() override { return inner_->optimizer_state(); }
-  void load(const octa::ModelState& m, const octa::OptimizerState* o) override {
-    inner_->load(m, o);
   }
 
  private:
-  std::unique_ptr<octa::TrainingBackend> inner_;
   std::int64_t nan_from_;
   bool poisoned_ = false;
 };

@@ -44,14 +44,6 @@ using cuda::FilterDesc;
 using cuda::TensorDesc;
 
 // Each factory owns the descriptor before configuring it, so a failing Set* call leaks nothing.
-TensorDesc make_tensor(int n, int c, int h, int w) {
-  cudnnTensorDescriptor_t raw{};
-  OCTA_CUDNN_CHECK(cudnnCreateTensorDescriptor(&raw));
-  TensorDesc d(raw);
-  OCTA_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
-  return d;
-}
-
 FilterDesc make_filter(int cout, int cin) {
   cudnnFilterDescriptor_t raw{};
   OCTA_CUDNN_CHECK(cudnnCreateFilterDescriptor(&raw));
@@ -198,9 +190,9 @@ CudnnConv3x3::Plan& CudnnConv3x3::plan_for(int N) {
       fmt::format("N = {}, Cin = {}, Cout = {}, {}x{}, 3x3 pad 1", N, cin_, cout_, h_, w_);
 
   auto p = std::make_unique<Plan>();
-  p->x = make_tensor(N, cin_, h_, w_);
-  p->y = make_tensor(N, cout_, h_, w_);
-  p->bias = make_tensor(1, cout_, 1, 1);
+  p->x = cuda::make_tensor_desc(N, cin_, h_, w_);
+  p->y = cuda::make_tensor_desc(N, cout_, h_, w_);
+  p->bias = cuda::make_tensor_desc(1, cout_, 1, 1);
   p->w = make_filter(cout_, cin_);
   p->conv = make_conv();
   p->relu = make_relu();

@@ -17,13 +17,9 @@
 
 namespace octa {
 
-namespace {
-
-// The loader threads' ring: the backend's own staging memory (pinned for the CUDA engine), or
-// pageable memory when backend is null. Its slots bound how far the threads run ahead of the step
-// (the one in use included): at least 4, and two per thread so none waits on another.
-std::vector<std::unique_ptr<data::HostBatch>> host_ring(int batch_size, int count, int threads,
-                                                        TrainingBackend* backend) {
+std::vector<std::unique_ptr<data::HostBatch>> host_batch_ring(int batch_size, int count,
+                                                              int threads,
+                                                              TrainingBackend* backend) {
   const int capacity = std::max(1, std::min(batch_size, count));
   const int slots = std::max(4, 2 * threads);
   std::vector<std::unique_ptr<data::HostBatch>> ring;
@@ -35,15 +31,13 @@ std::vector<std::unique_ptr<data::HostBatch>> host_ring(int batch_size, int coun
   return ring;
 }
 
-}  // namespace
-
 BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
                        int target_digit) {
   data::PrefetchOptions po;
   po.batch_size = batch_size;
   po.shuffle = false;
   po.target_digit = target_digit;
-  data::Prefetcher batches(split, po, host_ring(batch_size, split.count, 1, nullptr));
+  data::Prefetcher batches(split, po, host_batch_ring(batch_size, split.count, 1, nullptr));
   std::vector<float> all_logits, all_targets;
   all_logits.reserve(static_cast<std::size_t>(split.count));
   all_targets.reserve(static_cast<std::size_t>(split.count));
@@ -76,9 +70,9 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   po.last_epoch = static_cast<std::uint64_t>(opt.epochs);
   po.threads = opt.loader_threads;
   // The loader threads run through every remaining epoch, up to the ring's size ahead.
-  data::Prefetcher batches(
-      train_split, po,
-      host_ring(opt.batch_size, train_split.count, std::max(1, opt.loader_threads), &backend));
+  data::Prefetcher batches(train_split, po,
+                           host_batch_ring(opt.batch_size, train_split.count,
+                                           std::max(1, opt.loader_threads), &backend));
   const auto steps_per_epoch = static_cast<std::int64_t>(batches.batches_per_epoch());
   OCTA_CHECK(steps_per_epoch > 0, "--drop-last: no full batch of {} in {} training images",
              opt.batch_size, train_split.count);

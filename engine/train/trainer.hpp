@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/data/host_batch.hpp"
 #include "engine/data/mnist.hpp"
 #include "engine/io/checkpoint.hpp"
 #include "engine/train/backend.hpp"
@@ -59,6 +61,14 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
                        int target_digit);
 
 nlohmann::json to_json(const EpochStats& e);
+
+// The loader threads' ring (data::Prefetcher): the backend's own staging memory (pinned for the
+// CUDA engine), or pageable memory when backend is null, room for a batch of min(batch_size, count)
+// images per slot. Its slots bound how far the threads run ahead of the step (the one in use
+// included): at least 4, and two per thread so none waits on another.
+std::vector<std::unique_ptr<data::HostBatch>> host_batch_ring(int batch_size, int count,
+                                                              int threads,
+                                                              TrainingBackend* backend);
 
 // Loader threads a run gets by default: 1 on the CPU path (its compute wants the cores); for a
 // GPU, whose step is shorter than one thread's transform of a batch, a quarter of the cores, 1..4.

@@ -28,3 +28,16 @@ deps_env() {
   fi
   return 0  # callers may run under set -e
 }
+
+# For scripts/profile/*.sh: their positional arguments [model a|b] [conv fused|cudnn] [batch] and
+# environment (BUILD_DIR, DATA_DIR) -> model, conv, batch, build, data, bench (bench_gpu_epoch).
+# The caller shifts the three positional arguments itself.
+# shellcheck disable=SC2034  # the variables are for the caller
+profile_args() {
+  model=${1:-a}
+  conv=${2:-fused}
+  batch=${3:-64}
+  build=${BUILD_DIR:-$octa_env_root/build-gpu}
+  data=${DATA_DIR:-$octa_env_root/data}
+  bench=$build/bench/bench_gpu_epoch
+}

@@ -25,15 +25,10 @@
 set -euo pipefail
 out_dir=${OUT:-$PWD/profiles}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-model=${1:-a}
-conv=${2:-fused}
-batch=${3:-64}
-shift $(($# < 3 ? $# : 3))
-build=${BUILD_DIR:-$root/build-gpu}
-data=${DATA_DIR:-$root/data}
-bench=$build/bench/bench_gpu_epoch
 # shellcheck source=scripts/gpu/env.sh
 source "$root/scripts/gpu/env.sh"
+profile_args "$@"  # model conv batch build data bench
+shift $(($# < 3 ? $# : 3))
 deps_env
 
 ncu=$(command -v ncu || true)

@@ -151,11 +151,11 @@ void unchecked_launch(float* out) {
 void dynamic_shared_copy(float* out, const float* in, int n) {
   const auto count = static_cast<std::size_t>(n);
   OCTA_CUDA_CHECK(cudaMemsetAsync(out, 0, 2 * count * sizeof(float), nullptr));
-  dynamic_shared_kernel<<<1, static_cast<unsigned int>(n), count * sizeof(float), nullptr>>>(
-      out, in, n);
+  dynamic_shared_kernel<<<1, static_cast<unsigned int>(n), count * sizeof(float), nullptr>>>(out,
+                                                                                             in, n);
   OCTA_CUDA_CHECK_LAUNCH();
-  OCTA_CUDA_CHECK(cudaMemcpyAsync(out + n, out, count / 2 * sizeof(float),
-                                  cudaMemcpyDeviceToDevice, nullptr));
+  OCTA_CUDA_CHECK(
+      cudaMemcpyAsync(out + n, out, count / 2 * sizeof(float), cudaMemcpyDeviceToDevice, nullptr));
   OCTA_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 }
 

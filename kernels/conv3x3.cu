@@ -3,6 +3,7 @@
 // over flipped and transposed weights, the backward-data pass; a two-stage deterministic
 // reduction for the backward-filter pass.
 #include "kernels/conv3x3.hpp"
+#include "kernels/conv3x3_plan.hpp"
 #include "kernels/launch_checks.hpp"
 #include "kernels/maxpool_window.cuh"
 
@@ -15,16 +16,13 @@
 
 namespace octa::gpu {
 
-namespace {
-
-using cuda::NvtxRange;
-
 // =============================================================================================
-// Host-side checks: all of them run before any CUDA call, so a bad call fails the same way with or
-// without a device.
+// Shared with the tensor-core convolutions (kernels/conv3x3_plan.hpp). Host-side checks run before
+// any CUDA call, so a bad call fails the same way with or without a device.
 // =============================================================================================
 
-// Sizes every launcher needs. The kernels index one (H, W) plane with int.
+namespace conv_detail {
+
 void check_conv_sizes(const char* op, int N, int Cin, int Cout, int H, int W) {
   OCTA_CHECK(N > 0, "{}: N = {} must be positive", op, N);
   OCTA_CHECK(Cin > 0, "{}: Cin = {} must be positive", op, Cin);
@@ -43,12 +41,35 @@ void check_grid(const char* op, const char* what, long long blocks, long long li
              op, what, blocks, limit);
 }
 
-__host__ __device__ constexpr int imin(int a, int b) {
-  return a < b ? a : b;
+constexpr int kWgradMinSlicePixels = 256;          // below this a block is mostly staging overhead
+constexpr int kWgradMaxSlices = 256;               // more slices: more partials to read back
+constexpr long long kWgradBudgetFloats = 1 << 20;  // workspace cap (4 MiB) that bounds the slices
+
+WgradPlan plan_wgrad(int N, int Cin, int Cout, int H, int W) {
+  WgradPlan p{};
+  p.weights = static_cast<std::size_t>(Cout) * static_cast<std::size_t>(Cin) * 9;
+  p.stride = p.weights + static_cast<std::size_t>(Cout);
+  p.rows_total = static_cast<long long>(N) * H;
+  const long long by_budget = kWgradBudgetFloats / static_cast<long long>(p.stride);
+  const long long max_slices =
+      by_budget < 1 ? 1 : (by_budget > kWgradMaxSlices ? kWgradMaxSlices : by_budget);
+  const long long min_rows = ceil_div(kWgradMinSlicePixels, W);
+  long long slices = ceil_div(p.rows_total, min_rows);
+  slices = slices < 1 ? 1 : (slices > max_slices ? max_slices : slices);
+  p.rows_per_slice = ceil_div(p.rows_total, slices);
+  p.slices = static_cast<int>(ceil_div(p.rows_total, p.rows_per_slice));
+  return p;
 }
 
-constexpr long long ceil_div(long long a, long long b) {
-  return (a + b - 1) / b;
+}  // namespace conv_detail
+
+namespace {
+
+using namespace conv_detail;
+using cuda::NvtxRange;
+
+__host__ __device__ constexpr int imin(int a, int b) {
+  return a < b ? a : b;
 }
 
 // =============================================================================================
@@ -246,10 +267,7 @@ void launch_direct(float* out, float* pooled, const float* in, const float* weig
 // =============================================================================================
 // Backward filter, stage 1: per-slice partial sums.
 //
-// dweight[co][ci][ky][kx] = sum over (n, y, x) of dout[n][co][y][x] * in_pad[n][ci][y+ky-1][x+kx-1]
-// is a GEMM (Cout) x (Cin*9) with the N*H*W pixels as its reduction dimension. The flattened rows
-// (n, y) are cut into `slices` fixed ranges (plan_wgrad: a function of the shape only, never of
-// the device, so results are bit-identical on any GPU). Block (slice, co tile, ci tile) walks its
+// The slices of plan_wgrad (kernels/conv3x3_plan.hpp). Block (slice, co tile, ci tile) walks its
 // rows in chunks of up to CH rows x CW columns of one image, staging dout for its BM channels and
 // the input for its CI_BLK channels (with halo, zeros outside the image) in shared memory.
 //
@@ -261,34 +279,6 @@ void launch_direct(float* out, float* pooled, const float* in, const float* weig
 // the slice's partial (Cout*Cin*9 weights then Cout biases), every element exactly once, so the
 // workspace needs no clearing.
 // =============================================================================================
-
-constexpr int kWgradMinSlicePixels = 256;          // below this a block is mostly staging overhead
-constexpr int kWgradMaxSlices = 256;               // more slices: more partials to read back
-constexpr long long kWgradBudgetFloats = 1 << 20;  // workspace cap (4 MiB) that bounds the slices
-
-struct WgradPlan {
-  long long rows_total;      // N * H
-  long long rows_per_slice;  // the last slice may hold fewer
-  int slices;
-  std::size_t weights;  // Cout * Cin * 9
-  std::size_t stride;   // floats per slice's partial: weights + Cout
-};
-
-WgradPlan plan_wgrad(int N, int Cin, int Cout, int H, int W) {
-  WgradPlan p{};
-  p.weights = static_cast<std::size_t>(Cout) * static_cast<std::size_t>(Cin) * 9;
-  p.stride = p.weights + static_cast<std::size_t>(Cout);
-  p.rows_total = static_cast<long long>(N) * H;
-  const long long by_budget = kWgradBudgetFloats / static_cast<long long>(p.stride);
-  const long long max_slices =
-      by_budget < 1 ? 1 : (by_budget > kWgradMaxSlices ? kWgradMaxSlices : by_budget);
-  const long long min_rows = ceil_div(kWgradMinSlicePixels, W);
-  long long slices = ceil_div(p.rows_total, min_rows);
-  slices = slices < 1 ? 1 : (slices > max_slices ? max_slices : slices);
-  p.rows_per_slice = ceil_div(p.rows_total, slices);
-  p.slices = static_cast<int>(ceil_div(p.rows_total, p.rows_per_slice));
-  return p;
-}
 
 template <int BM, int TM, int CI_BLK, int R, int PG, int CH, int CW>
 struct WgradConfig {
@@ -537,11 +527,7 @@ void backward_filter(float* dweight, float* dbias, const float* dout, const floa
     launch_wgrad_partial<WgradWide, kFromPool>(workspace, dout, act, in, Cin, Cout, H, W, plan,
                                                stream);
   }
-  const unsigned int blocks = std::min(blocks_for(plan.stride, kFinalizeThreads), 4096u);
-  conv3x3_wgrad_finalize_kernel<<<blocks, kFinalizeThreads, 0, stream>>>(
-      dweight, dbias, workspace, plan.slices, static_cast<unsigned long long>(plan.weights),
-      static_cast<unsigned long long>(plan.stride));
-  OCTA_CUDA_CHECK_LAUNCH();
+  launch_wgrad_finalize(dweight, dbias, workspace, plan, stream);
 }
 
 void check_backward_filter(const char* op, float* dweight, float* dbias, const char* dout_name,
@@ -561,6 +547,15 @@ void check_backward_filter(const char* op, float* dweight, float* dbias, const c
 }
 
 }  // namespace
+
+void conv_detail::launch_wgrad_finalize(float* dweight, float* dbias, const float* partial,
+                                        const WgradPlan& plan, cudaStream_t stream) {
+  const unsigned int blocks = std::min(blocks_for(plan.stride, kFinalizeThreads), 4096u);
+  conv3x3_wgrad_finalize_kernel<<<blocks, kFinalizeThreads, 0, stream>>>(
+      dweight, dbias, partial, plan.slices, static_cast<unsigned long long>(plan.weights),
+      static_cast<unsigned long long>(plan.stride));
+  OCTA_CUDA_CHECK_LAUNCH();
+}
 
 // =============================================================================================
 // Launchers

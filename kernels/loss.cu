@@ -1,12 +1,13 @@
 // kernels/loss.cu: BCE-with-logits with pos_weight, its mean and its gradient in one launch
 // (kernels/loss.hpp). A single block loops over the batch and reduces in double through a fixed
 // shared-memory tree, so the loss is bit-identical from run to run; the formulas are
-// engine/cpu/ops.cpp's stable ones, in double.
+// engine/cpu/ops.cpp's stable ones, in double (kernels/bce.cuh).
 #include <cmath>
 
 #include "engine/core/error.hpp"
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
+#include "kernels/bce.cuh"
 #include "kernels/launch_checks.hpp"
 #include "kernels/loss.hpp"
 
@@ -20,18 +21,6 @@ using cuda::NvtxRange;
 // no second reduction stage (nor a workspace). A power of two, for the tree.
 constexpr int kLossThreads = 1024;
 
-// sigmoid(z), without overflow for any finite z.
-__device__ __forceinline__ double sigmoid(double z) {
-  if (z >= 0.0) return 1.0 / (1.0 + exp(-z));
-  const double e = exp(z);
-  return e / (1.0 + e);
-}
-
-// log(1 + exp(z)), without overflow for any finite z; std::max's comparison, so a NaN propagates.
-__device__ __forceinline__ double softplus(double z) {
-  return (z < 0.0 ? 0.0 : z) + log1p(exp(-fabs(z)));
-}
-
 __global__ void __launch_bounds__(kLossThreads)
     bce_with_logits_kernel(float* dlogits, float* batch_loss, double* loss_sum, const float* logits,
                            const float* targets, int N, float pos_weight) {
@@ -44,13 +33,8 @@ __global__ void __launch_bounds__(kLossThreads)
   for (std::size_t i = static_cast<std::size_t>(t); i < static_cast<std::size_t>(N);
        i += kLossThreads) {
     const double z = static_cast<double>(logits[i]), y = static_cast<double>(targets[i]);
-    // l = (1-y) softplus(z) + pw y softplus(-z): a sum of non-negative terms (for 0 <= y <= 1), so
-    // nothing cancels at large |z| (see cpu::bce_with_logits).
-    sum += (1.0 - y) * softplus(z) + pw * y * softplus(-z);
-    if (dlogits != nullptr) {
-      const double g = (1.0 - y) * sigmoid(z) - pw * y * sigmoid(-z);
-      dlogits[i] = static_cast<float>(g / count);
-    }
+    sum += bce_loss(z, y, pw);
+    if (dlogits != nullptr) dlogits[i] = static_cast<float>(bce_grad(z, y, pw) / count);
   }
   smem[t] = sum;
   __syncthreads();

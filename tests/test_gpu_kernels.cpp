@@ -1,6 +1,7 @@
 // tests/test_gpu_kernels.cpp: every non-convolution CUDA kernel (kernels/pool, batchnorm,
-// elementwise, loss, optimizer) against the CPU reference (engine/cpu/ops.hpp, engine/optim) on
-// random inputs at the models' shapes, with poisoned outputs, plus determinism of the reductions.
+// elementwise, loss, logit_head, optimizer) against the CPU reference (engine/cpu/ops.hpp,
+// engine/optim) on random inputs at the models' shapes, with poisoned outputs, plus determinism of
+// the reductions.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -18,12 +19,14 @@
 #include "engine/optim/optimizer.hpp"
 #include "kernels/batchnorm.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/logit_head.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optimizer.hpp"
 #include "kernels/pool.hpp"
 #include "tests/support/batchnorm_inputs.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/gradcheck.hpp"
+#include "tests/support/logit_head_case.hpp"
 #include "tests/support/optimizer_cases.hpp"
 #include "tests/support/skip.hpp"
 
@@ -587,6 +590,40 @@ TEST_CASE("BCE with logits stays finite and right at logits of +-100", "[gpu][ke
   // d(mean)/dz = (sigmoid(z) - y) / N: +1/4, -1/4, ~0, ~0.
   const std::vector<float> expected = {0.25f, -0.25f, 0.0f, 0.0f};
   OCTA_CHECK_CLOSE("bce dlogits at +-100", r.dlogits.data(), expected.data(), 4, tol::kGpuVsCpu);
+}
+
+TEST_CASE("Fused training head matches fc2, BCE and fc2/dropout/ReLU backward on the CPU",
+          "[gpu][kernels][loss]") {
+  OCTA_REQUIRE_GPU();
+  Device dev;
+  for (const octa::test::LogitHeadCase& c : octa::test::logit_head_cases()) {
+    const auto n = sz(c.N);
+    auto x = dev.upload(c.x), relu_out = dev.upload(c.relu_out), weight = dev.upload(c.weight),
+         bias = dev.upload(c.bias), targets = dev.upload(c.targets);
+    auto mask = dev.upload(c.dropout ? c.mask : std::vector<std::uint8_t>(1));
+    auto logits = dev.poisoned<float>(n), dlogits = dev.poisoned<float>(n);
+    auto batch_loss = dev.poisoned<float>(1), dbias = dev.poisoned<float>(1);
+    auto dweight = dev.poisoned<float>(sz(c.K)), dhidden = dev.poisoned<float>(c.size());
+    auto loss_sum = dev.upload(std::vector<double>{octa::test::LogitHeadCase::kLossSumBefore});
+    gpu::logit_head_train(
+        {logits.data(), dlogits.data(), batch_loss.data(), loss_sum.data(), dweight.data(),
+         dbias.data(), dhidden.data()},
+        {x.data(), relu_out.data(), c.dropout ? mask.data() : nullptr,
+         octa::test::LogitHeadCase::kDropoutP, weight.data(), bias.data(), targets.data()},
+        c.N, c.K, c.pos_weight, dev.stream());
+    const octa::test::LogitHeadResult got{dev.download(logits),        dev.download(dlogits),
+                                          dev.download(dweight),       dev.download(dhidden),
+                                          dev.download(batch_loss)[0], dev.download(dbias)[0],
+                                          dev.download(loss_sum)[0]};
+    c.check(got, tol::kGpuVsCpu);
+    // The loss and its gradient are bce_with_logits's, bit for bit, from the same logits.
+    const BceResult bce = run_bce(dev, got.logits, c.targets, c.pos_weight,
+                                  octa::test::LogitHeadCase::kLossSumBefore, true);
+    OCTA_CHECK_CLOSE("head dlogits vs bce_with_logits", got.dlogits.data(), bce.dlogits.data(), n,
+                     tol::kExact);
+    CHECK(std::memcmp(&got.batch_loss, &bce.batch_loss, sizeof(float)) == 0);
+    CHECK(std::memcmp(&got.loss_sum, &bce.loss_sum, sizeof(double)) == 0);
+  }
 }
 
 // =============================================================================================

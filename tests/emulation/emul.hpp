@@ -40,11 +40,12 @@
 // asynchronously), naming the kernel, the .cu line of the launch and the block.
 //
 // What it does not model: warps (the rewriter refuses __shfl*, __ballot*, warpSize and other
-// warp-synchronous code rather than emulate it wrongly), memory spaces (device pointers are host
-// pointers; the tests allocate "device" buffers of exactly the right size so that AddressSanitizer
-// sees any access outside them), streams and asynchrony (everything runs in order, at once),
-// nvcc's contraction of a * b + c into FMAs and its approximate math (see tests/CMakeLists.txt),
-// occupancy and timing.
+// warp-synchronous code rather than emulate it wrongly; the one warp-wide API it does model is
+// WMMA's TF32 fragments, in emul_wmma.hpp, whose contract hides which lane holds what), memory
+// spaces (device pointers are host pointers; the tests allocate "device" buffers of exactly the
+// right size so that AddressSanitizer sees any access outside them), streams and asynchrony
+// (everything runs in order, at once), nvcc's contraction of a * b + c into FMAs and its
+// approximate math (see tests/CMakeLists.txt), occupancy and timing.
 #pragma once
 
 #include <cstddef>

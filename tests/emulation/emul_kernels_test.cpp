@@ -28,14 +28,18 @@
 #include "kernels/batchnorm.hpp"
 #include "kernels/conv3x3.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/logit_head.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optimizer.hpp"
 #include "kernels/pool.hpp"
 #include "tests/emulation/emul.hpp"
+#include "tests/emulation/emul_wmma.hpp"
 #include "tests/emulation/selftest_kernels.hpp"
 #include "tests/support/batchnorm_inputs.hpp"
 #include "tests/support/compare.hpp"
+#include "tests/support/conv_launchers.hpp"
 #include "tests/support/gradcheck.hpp"
+#include "tests/support/logit_head_case.hpp"
 #include "tests/support/optimizer_cases.hpp"
 
 namespace cpu = octa::cpu;
@@ -261,6 +265,47 @@ TEST_CASE("emulator: launch configurations, unchecked launches, block order, run
   ec.check_launches();
 }
 
+TEST_CASE("emulator: WMMA TF32 fragments cover the tile once and refuse what the GPU would not",
+          "[emul][emulator]") {
+  EmulCase ec;
+  using Catch::Contains;
+  // __float_to_tf32 rounds to 10 mantissa bits, ties away from zero.
+  CHECK(nvcuda::wmma::__float_to_tf32(1.0f + 0x1p-12f) == 1.0f);
+  CHECK(nvcuda::wmma::__float_to_tf32(1.0f + 0x1p-11f) == 1.0f + 0x1p-10f);  // a tie: away
+  CHECK(nvcuda::wmma::__float_to_tf32(-1.0f - 0x1p-11f) == -1.0f - 0x1p-10f);
+  CHECK(nvcuda::wmma::__float_to_tf32(1.0f + 0x1p-11f + 0x1p-20f) == 1.0f + 0x1p-10f);
+
+  // c = 0.5 + a * b: every element written exactly once by the warp (c starts poisoned), the
+  // layouts honoured, the products those of the TF32-rounded inputs.
+  const std::vector<float> a = random_vector<float>(16 * 8, 31),
+                           b = random_vector<float>(8 * 16, 32);
+  Buf<float> d_a(a), d_b(b), d_c(16 * 16);
+  emul_selftest::wmma_tile_product(d_c.data(), d_a.data(), d_b.data(), /*convert=*/true, 32);
+  const std::vector<float> c = d_c.get();
+  for (int i = 0; i < 16; ++i) {
+    for (int j = 0; j < 16; ++j) {
+      double want = 0.5;
+      for (int k = 0; k < 8; ++k) {
+        want += static_cast<double>(nvcuda::wmma::__float_to_tf32(a[sz(i * 8 + k)])) *
+                nvcuda::wmma::__float_to_tf32(b[sz(j * 8 + k)]);  // b column-major
+      }
+      INFO("c[" << i << "][" << j << "]");
+      CHECK(std::abs(c[sz(i * 16 + j)] - want) <= 1e-6);
+    }
+  }
+  // Unconverted floats (the tensor core would ignore their low bits), a partial warp, a
+  // misaligned tile: each fails the launch with the reason.
+  CHECK_THROWS_WITH(emul_selftest::wmma_tile_product(d_c.data(), d_a.data(), d_b.data(), false, 32),
+                    Contains("matrix_a element is not TF32"));
+  CHECK_THROWS_WITH(emul_selftest::wmma_tile_product(d_c.data(), d_a.data(), d_b.data(), true, 48),
+                    Contains("partial warp"));
+  Buf<float> shifted(16 * 8 + 1);
+  CHECK_THROWS_WITH(
+      emul_selftest::wmma_tile_product(d_c.data(), shifted.data() + 1, d_b.data(), true, 32),
+      Contains("not 32-byte aligned"));
+  ec.check_launches();
+}
+
 TEST_CASE("emulator: every kernel of kernels/*.cu is rewritten and launched by a test here",
           "[emul][emulator]") {
   // The kernels the cases below launch. A kernel added to kernels/ (every .cu there is rewritten
@@ -271,6 +316,8 @@ TEST_CASE("emulator: every kernel of kernels/*.cu is rewritten and launched by a
       {"conv3x3.cu", "conv3x3_direct_kernel"},
       {"conv3x3.cu", "conv3x3_wgrad_partial_kernel"},
       {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel"},
+      {"conv3x3_tc.cu", "conv3x3_tc_kernel"},
+      {"conv3x3_tc.cu", "conv3x3_tc_wgrad_partial_kernel"},
       {"pool.cu", "maxpool2x2_forward_kernel"},
       {"pool.cu", "maxpool2x2_backward_kernel"},
       {"pool.cu", "global_avgpool_forward_kernel"},
@@ -284,6 +331,7 @@ TEST_CASE("emulator: every kernel of kernels/*.cu is rewritten and launched by a
       {"elementwise.cu", "dropout_forward_kernel"},
       {"elementwise.cu", "dropout_backward_kernel"},
       {"loss.cu", "bce_with_logits_kernel"},
+      {"logit_head.cu", "logit_head_train_kernel"},
       {"optimizer.cu", "adam_update_kernel"},
       {"optimizer.cu", "sgd_update_kernel"},
       {"optimizer.cu", "increment_step_kernel"},
@@ -335,10 +383,7 @@ const ConvShape kConv1{2, 1, 32, 28, 28};    // model A's conv1 channels: 2 x 2 
 const ConvShape kConv2{2, 32, 64, 14, 14};   // model A's conv2 channels: 4 input chunks
 const ConvShape kConvCin1Wide{3, 1, 3, 11, 37};  // Cin == 1 filter gradient over two chunks
 
-const ConvShape kConvShapes[] = {kConvSmall, kConvOdd, kConvWide, kConv1, kConv2};
 const ConvShape kConvEvenShapes[] = {kConvSmall, {2, 9, 33, 6, 34}, kConv1, kConv2};
-const ConvShape kConvFilterShapes[] = {kConvSmall, kConvOdd, kConvWide,
-                                       kConv1,     kConv2,   kConvCin1Wide};
 
 struct ConvInputs {
   std::vector<float> in, weight, bias;
@@ -352,13 +397,45 @@ ConvInputs make_conv_inputs(const ConvShape& s, std::uint64_t seed) {
           random_vector<float>(sz(s.Cout), seed + 2, -bound, bound)};
 }
 
-}  // namespace
+// One implementation of the four convolution launchers (tests/support/conv_launchers.hpp) with the
+// names of its kernels in the launch records and the shapes chosen for its tiles. Each check below
+// runs on both implementations.
+struct ConvLaunchers {
+  octa::test::ConvLaunchers launch;
+  std::string kernel;        // the forward / backward-data kernel
+  std::string wgrad_kernel;  // the filter gradient's stage 1
+  std::vector<ConvShape> shapes, even_shapes, filter_shapes;
+  std::size_t reverse_at;  // the shape whose run is repeated with the blocks reversed
+};
 
-TEST_CASE("emulated conv3x3_forward matches the CPU reference (kNone and kRelu)", "[emul][conv]") {
+// The tensor-core kernels: 64 pixels (row-major, or window-major with the pool) x 32 or 64 output
+// channels per block, input channels 8 at a time; the filter gradient 64 output channels x 96 of
+// Cin * 9 per block, 32 pixels at a time.
+const ConvShape kTcSmall{3, 3, 5, 6, 6};     // 108 pixels: a partial block; K = 27 < one chunk
+const ConvShape kTcTiles{2, 12, 70, 6, 10};  // 2 channel tiles of 64 forward, 32 backward (Cin
+                                             // 12); 108 of K: 2 filter k tiles, 2 o tiles
+const ConvShape kTcWide{1, 40, 20, 5, 7};    // Cin 40: 5 chunks; backward data 40 outputs (64)
+
+const ConvLaunchers kCudaCores{octa::test::kCudaCoreConv,
+                               "conv3x3_direct_kernel",
+                               "conv3x3_wgrad_partial_kernel",
+                               {kConvSmall, kConvOdd, kConvWide, kConv1, kConv2},
+                               {kConvSmall, {2, 9, 33, 6, 34}, kConv1, kConv2},
+                               {kConvSmall, kConvOdd, kConvWide, kConv1, kConv2, kConvCin1Wide},
+                               2};
+
+const ConvLaunchers kTensorCores{octa::test::kTensorCoreConv,
+                                 "conv3x3_tc_kernel",
+                                 "conv3x3_tc_wgrad_partial_kernel",
+                                 {kTcSmall, kConvOdd, kTcTiles, kTcWide, kConv2},
+                                 {kTcSmall, kTcTiles, kConv2},
+                                 {kTcSmall, kConvOdd, kTcTiles, kTcWide, kConv2},
+                                 2};
+
+void check_conv_forward(const ConvLaunchers& L, std::uint64_t seed) {
   EmulCase ec;
-  std::uint64_t seed = 100;
-  for (const ConvShape& s : kConvShapes) {
-    INFO(s.str());
+  for (const ConvShape& s : L.shapes) {
+    INFO(L.launch.name("forward") << ", " << s.str());
     const ConvInputs x = make_conv_inputs(s, seed += 10);
     std::vector<float> ref(s.out_size()), ref_relu(s.out_size());
     cpu::conv3x3_forward(ref.data(), x.in.data(), x.weight.data(), x.bias.data(), s.N, s.Cin,
@@ -371,30 +448,28 @@ TEST_CASE("emulated conv3x3_forward matches the CPU reference (kNone and kRelu)"
       const bool relu_on = epilogue == Epilogue::kRelu;
       auto run = [&] {
         out.poison();
-        gpu::conv3x3_forward(out.data(), in.data(), weight.data(), bias.data(), s.N, s.Cin, s.Cout,
-                             s.H, s.W, epilogue, nullptr);
+        L.launch.forward(out.data(), in.data(), weight.data(), bias.data(), s.N, s.Cin, s.Cout, s.H,
+                         s.W, epilogue, nullptr);
         return out.get();
       };
       const std::vector<float> got = run();
-      OCTA_CHECK_CLOSE(relu_on ? "conv3x3_forward (kRelu)" : "conv3x3_forward (kNone)", got.data(),
+      OCTA_CHECK_CLOSE(L.launch.name(relu_on ? "forward (kRelu)" : "forward (kNone)"), got.data(),
                        (relu_on ? ref_relu : ref).data(), got.size(), tol::kGpuVsCpu);
-      if (&s == &kConvShapes[2] && relu_on) {
+      if (&s == &L.shapes[L.reverse_at] && relu_on) {
         std::vector<float> again;
         with_blocks_reversed([&] { again = run(); });
-        check_same_bits("conv3x3_forward, blocks reversed", again, got);
+        check_same_bits("forward, blocks reversed", again, got);
       }
     }
   }
-  CHECK(most_blocks("conv3x3_direct_kernel") > 1);
+  CHECK(most_blocks(L.kernel) > 1);
   ec.check_launches();
 }
 
-TEST_CASE("emulated conv3x3_relu_maxpool_forward matches conv, relu and maxpool2x2 on the CPU",
-          "[emul][conv]") {
+void check_conv_relu_maxpool_forward(const ConvLaunchers& L, std::uint64_t seed) {
   EmulCase ec;
-  std::uint64_t seed = 200;
-  for (const ConvShape& s : kConvEvenShapes) {
-    INFO(s.str());
+  for (const ConvShape& s : L.even_shapes) {
+    INFO(L.launch.name("relu_maxpool_forward") << ", " << s.str());
     const ConvInputs x = make_conv_inputs(s, seed += 10);
     std::vector<float> conv(s.out_size()), act(s.out_size()), pooled(s.pooled_size());
     cpu::conv3x3_forward(conv.data(), x.in.data(), x.weight.data(), x.bias.data(), s.N, s.Cin,
@@ -407,15 +482,15 @@ TEST_CASE("emulated conv3x3_relu_maxpool_forward matches conv, relu and maxpool2
     auto run = [&] {
       d_act.poison();
       d_pooled.poison();
-      gpu::conv3x3_relu_maxpool_forward(d_pooled.data(), d_act.data(), in.data(), weight.data(),
-                                        bias.data(), s.N, s.Cin, s.Cout, s.H, s.W, nullptr);
+      L.launch.relu_maxpool_forward(d_pooled.data(), d_act.data(), in.data(), weight.data(),
+                                    bias.data(), s.N, s.Cin, s.Cout, s.H, s.W, nullptr);
     };
     run();
     const std::vector<float> got_act = d_act.get(), got_pooled = d_pooled.get();
     OCTA_CHECK_CLOSE("fused act", got_act.data(), act.data(), act.size(), tol::kGpuVsCpu);
     OCTA_CHECK_CLOSE("fused pooled", got_pooled.data(), pooled.data(), pooled.size(),
                      tol::kGpuVsCpu);
-    if (&s == &kConvEvenShapes[1]) {
+    if (&s == &L.even_shapes[1]) {
       with_blocks_reversed(run);
       check_same_bits("fused act, blocks reversed", d_act.get(), got_act);
       check_same_bits("fused pooled, blocks reversed", d_pooled.get(), got_pooled);
@@ -424,12 +499,10 @@ TEST_CASE("emulated conv3x3_relu_maxpool_forward matches conv, relu and maxpool2
   ec.check_launches();
 }
 
-TEST_CASE("emulated conv3x3_backward_data matches the CPU reference's input gradient",
-          "[emul][conv]") {
+void check_conv_backward_data(const ConvLaunchers& L, std::uint64_t seed) {
   EmulCase ec;
-  std::uint64_t seed = 300;
-  for (const ConvShape& s : kConvShapes) {
-    INFO(s.str());
+  for (const ConvShape& s : L.shapes) {
+    INFO(L.launch.name("backward_data") << ", " << s.str());
     const ConvInputs x = make_conv_inputs(s, seed += 10);
     const std::vector<float> dout = random_vector<float>(s.out_size(), seed + 5);
     std::vector<float> din(s.in_size()), dweight(s.weight_size()), dbias(sz(s.Cout));
@@ -440,28 +513,26 @@ TEST_CASE("emulated conv3x3_backward_data matches the CPU reference's input grad
     Buf<float> d_din(s.in_size());
     auto run = [&] {
       d_din.poison();
-      gpu::conv3x3_backward_data(d_din.data(), d_dout.data(), weight.data(), s.N, s.Cin, s.Cout,
-                                 s.H, s.W, nullptr);
+      L.launch.backward_data(d_din.data(), d_dout.data(), weight.data(), s.N, s.Cin, s.Cout, s.H,
+                             s.W, nullptr);
       return d_din.get();
     };
     const std::vector<float> got = run();
-    OCTA_CHECK_CLOSE("conv3x3_backward_data din", got.data(), din.data(), din.size(),
+    OCTA_CHECK_CLOSE(L.launch.name("backward_data din"), got.data(), din.data(), din.size(),
                      tol::kGpuVsCpu);
-    if (&s == &kConvShapes[2]) {
+    if (&s == &L.shapes[L.reverse_at]) {
       std::vector<float> again;
       with_blocks_reversed([&] { again = run(); });
-      check_same_bits("conv3x3_backward_data, blocks reversed", again, got);
+      check_same_bits("backward_data, blocks reversed", again, got);
     }
   }
   ec.check_launches();
 }
 
-TEST_CASE("emulated conv3x3_backward_filter matches the CPU reference (both tilings)",
-          "[emul][conv]") {
+void check_conv_backward_filter(const ConvLaunchers& L, std::uint64_t seed) {
   EmulCase ec;
-  std::uint64_t seed = 400;
-  for (const ConvShape& s : kConvFilterShapes) {
-    INFO(s.str());
+  for (const ConvShape& s : L.filter_shapes) {
+    INFO(L.launch.name("backward_filter") << ", " << s.str());
     const ConvInputs x = make_conv_inputs(s, seed += 10);
     // dout at the scale of a real gradient (see tests/test_gpu_conv.cpp: |dout| ~ 1/batch).
     const std::vector<float> dout =
@@ -480,24 +551,64 @@ TEST_CASE("emulated conv3x3_backward_filter matches the CPU reference (both tili
       workspace.poison();
       d_dw.poison();
       d_db.poison();
-      gpu::conv3x3_backward_filter(d_dw.data(), d_db.data(), d_dout.data(), in.data(), s.N, s.Cin,
-                                   s.Cout, s.H, s.W, workspace.data(), nullptr);
+      L.launch.backward_filter(d_dw.data(), d_db.data(), d_dout.data(), in.data(), s.N, s.Cin,
+                               s.Cout, s.H, s.W, workspace.data(), nullptr);
     };
     run();
     const std::vector<float> got_dw = d_dw.get(), got_db = d_db.get();
-    OCTA_CHECK_CLOSE("conv3x3_backward_filter dweight", got_dw.data(), dweight.data(),
+    OCTA_CHECK_CLOSE(L.launch.name("backward_filter dweight"), got_dw.data(), dweight.data(),
                      dweight.size(), tol::kGpuVsCpu);
-    OCTA_CHECK_CLOSE("conv3x3_backward_filter dbias", got_db.data(), dbias.data(), dbias.size(),
-                     tol::kGpuVsCpu);
-    if (&s == &kConvFilterShapes[4]) {
+    OCTA_CHECK_CLOSE(L.launch.name("backward_filter dbias"), got_db.data(), dbias.data(),
+                     dbias.size(), tol::kGpuVsCpu);
+    if (&s == &L.filter_shapes[L.reverse_at]) {
       with_blocks_reversed(run);
       check_same_bits("dweight, blocks reversed", d_dw.get(), got_dw);
       check_same_bits("dbias, blocks reversed", d_db.get(), got_db);
     }
   }
-  CHECK(most_blocks("conv3x3_wgrad_partial_kernel") > 1);
+  CHECK(most_blocks(L.wgrad_kernel) > 1);
   CHECK(most_blocks("conv3x3_wgrad_finalize_kernel") > 1);
   ec.check_launches();
+}
+
+}  // namespace
+
+TEST_CASE("emulated conv3x3_forward matches the CPU reference (kNone and kRelu)", "[emul][conv]") {
+  check_conv_forward(kCudaCores, 100);
+}
+
+TEST_CASE("emulated conv3x3_tc_forward (3xTF32) matches the CPU reference (kNone and kRelu)",
+          "[emul][conv][tc]") {
+  check_conv_forward(kTensorCores, 150);
+}
+
+TEST_CASE("emulated conv3x3_relu_maxpool_forward matches conv, relu and maxpool2x2 on the CPU",
+          "[emul][conv]") {
+  check_conv_relu_maxpool_forward(kCudaCores, 200);
+}
+
+TEST_CASE("emulated conv3x3_tc_relu_maxpool_forward matches conv, relu and maxpool2x2 on the CPU",
+          "[emul][conv][tc]") {
+  check_conv_relu_maxpool_forward(kTensorCores, 250);
+}
+
+TEST_CASE("emulated conv3x3_backward_data matches the CPU reference's input gradient",
+          "[emul][conv]") {
+  check_conv_backward_data(kCudaCores, 300);
+}
+
+TEST_CASE("emulated conv3x3_tc_backward_data matches the CPU reference's input gradient",
+          "[emul][conv][tc]") {
+  check_conv_backward_data(kTensorCores, 350);
+}
+
+TEST_CASE("emulated conv3x3_backward_filter matches the CPU reference (both tilings)",
+          "[emul][conv]") {
+  check_conv_backward_filter(kCudaCores, 400);
+}
+
+TEST_CASE("emulated conv3x3_tc_backward_filter matches the CPU reference", "[emul][conv][tc]") {
+  check_conv_backward_filter(kTensorCores, 420);
 }
 
 TEST_CASE(
@@ -1023,6 +1134,56 @@ TEST_CASE("emulated BCE with logits: loss, gradient and running sum match the CP
   OCTA_CHECK_CLOSE("bce dlogits at +-100", r.dlogits.data(), expected.data(), 4, tol::kGpuVsCpu);
   OCTA_CHECK_CLOSE("bce batch_loss at +-100", &r.batch_loss, &loss, 1, tol::kGpuVsCpu);
   OCTA_CHECK_CLOSE("bce loss_sum at +-100", &r.loss_sum, &sum, 1, tol::kGpuVsCpu);
+  ec.check_launches();
+}
+
+TEST_CASE("emulated fused training head matches fc2, BCE, fc2/dropout/ReLU backward on the CPU",
+          "[emul][loss]") {
+  EmulCase ec;
+  for (const octa::test::LogitHeadCase& c : octa::test::logit_head_cases()) {
+    INFO(c.str());
+    const auto n = sz(c.N);
+    const Buf<float> x(c.x), relu_out(c.relu_out), weight(c.weight), bias(c.bias),
+        targets(c.targets);
+    const Buf<std::uint8_t> mask(c.dropout ? c.mask : std::vector<std::uint8_t>(1));
+    Buf<float> logits(n), dlogits(n), batch_loss(1), dweight(sz(c.K)), dbias(1), dhidden(c.size());
+    Buf<double> loss_sum(std::vector<double>{octa::test::LogitHeadCase::kLossSumBefore});
+    gpu::logit_head_train(
+        {logits.data(), dlogits.data(), batch_loss.data(), loss_sum.data(), dweight.data(),
+         dbias.data(), dhidden.data()},
+        {x.data(), relu_out.data(), c.dropout ? mask.data() : nullptr,
+         octa::test::LogitHeadCase::kDropoutP, weight.data(), bias.data(), targets.data()},
+        c.N, c.K, c.pos_weight, nullptr);
+    const octa::test::LogitHeadResult got{logits.get(),     dlogits.get(),       dweight.get(),
+                                          dhidden.get(),    batch_loss.get()[0], dbias.get()[0],
+                                          loss_sum.get()[0]};
+    c.check(got, tol::kGpuVsCpu);
+    // The loss and its gradient are bce_with_logits's, bit for bit, from the same logits.
+    const BceResult bce = run_bce(got.logits, c.targets, c.pos_weight,
+                                  octa::test::LogitHeadCase::kLossSumBefore, true);
+    check_same_bits("head dlogits vs bce_with_logits", got.dlogits, bce.dlogits);
+    CHECK(std::memcmp(&got.batch_loss, &bce.batch_loss, sizeof(float)) == 0);
+    CHECK(std::memcmp(&got.loss_sum, &bce.loss_sum, sizeof(double)) == 0);
+  }
+  // Bad arguments are refused before any launch, naming the argument.
+  Buf<float> f(4);
+  Buf<double> d(1);
+  const gpu::LogitHeadOutputs out{f.data(), f.data(), f.data(), d.data(),
+                                  f.data(), f.data(), f.data()};
+  const gpu::LogitHeadInputs in{f.data(), f.data(), nullptr, 0.5f, f.data(), f.data(), f.data()};
+  using Catch::Contains;
+  CHECK_THROWS_WITH(gpu::logit_head_train(out, in, 0, 4, 1.0f, nullptr),
+                    Contains("logit_head_train: N = 0 must be positive"));
+  gpu::LogitHeadInputs no_targets = in;
+  no_targets.targets = nullptr;
+  CHECK_THROWS_WITH(gpu::logit_head_train(out, no_targets, 1, 4, 1.0f, nullptr),
+                    Contains("logit_head_train: targets must not be null"));
+  Buf<std::uint8_t> m(4);
+  gpu::LogitHeadInputs bad_p = in;
+  bad_p.mask = m.data();
+  bad_p.dropout_p = 1.0f;
+  CHECK_THROWS_WITH(gpu::logit_head_train(out, bad_p, 1, 4, 1.0f, nullptr),
+                    Contains("drop probability p = 1 must be in [0, 1)"));
   ec.check_launches();
 }
 

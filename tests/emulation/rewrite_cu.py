@@ -22,6 +22,7 @@ What it rewrites (on the code only: comments, string and character literals are 
   cudaX(...)  (runtime API calls in launchers)  -> ::emul::cudaX(...), for the calls the emulator
                                                    models (SUPPORTED_RUNTIME below)
   #include "engine/cuda/check.hpp" / "nvtx.hpp" -> #include "tests/emulation/emul_cuda.hpp"
+  #include <mma.h>                              -> #include "tests/emulation/emul_wmma.hpp" (WMMA)
   #pragma unroll                                -> removed (the host compiler does not know it)
 and it appends (after the last line) a registration of the file's __global__ kernels by name, so
 the test can check that every kernel of kernels/*.cu is exercised (::emul::kernels()).
@@ -66,6 +67,7 @@ REFUSED = [
 INCLUDE_MAP = {
     "engine/cuda/check.hpp": "tests/emulation/emul_cuda.hpp",
     "engine/cuda/nvtx.hpp": "tests/emulation/emul_cuda.hpp",
+    "mma.h": "tests/emulation/emul_wmma.hpp",
 }
 
 BUILTINS = {"threadIdx": "::emul::tl.tid", "blockIdx": "::emul::tl.bid",

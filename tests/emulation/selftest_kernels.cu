@@ -3,6 +3,8 @@
 // are wrong on purpose (a divergent __syncthreads, a trap), which the emulator must report.
 #include "tests/emulation/selftest_kernels.hpp"
 
+#include <mma.h>
+
 #include <cstdint>
 
 #include "engine/cuda/check.hpp"
@@ -96,7 +98,30 @@ __global__ void __launch_bounds__(kThreads / 4 * 4)
   out[t] = 2.0f * lane[t % 4];
 }
 
+// One warp: c (16x16, row-major) = a (16x8, row-major) * b (8x16, column-major) on TF32 fragments,
+// each element converted with __float_to_tf32 first when `convert`.
+__global__ void wmma_tile_product_kernel(float* c, const float* a, const float* b, bool convert) {
+  namespace wmma = nvcuda::wmma;
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> fc;
+  wmma::load_matrix_sync(fa, a, 8);
+  wmma::load_matrix_sync(fb, b, 8);
+  if (convert) {
+    for (int i = 0; i < fa.num_elements; ++i) fa.x[i] = wmma::__float_to_tf32(fa.x[i]);
+    for (int i = 0; i < fb.num_elements; ++i) fb.x[i] = wmma::__float_to_tf32(fb.x[i]);
+  }
+  wmma::fill_fragment(fc, 0.5f);
+  wmma::mma_sync(fc, fa, fb, fc);
+  wmma::store_matrix_sync(c, fc, 16, wmma::mem_row_major);
+}
+
 }  // namespace
+
+void wmma_tile_product(float* c, const float* a, const float* b, bool convert, int threads) {
+  wmma_tile_product_kernel<<<1, static_cast<unsigned int>(threads)>>>(c, a, b, convert);
+  OCTA_CUDA_CHECK_LAUNCH();
+}
 
 void read_shared_before_write(float* out, int blocks) {
   read_shared_before_write_kernel<<<static_cast<unsigned int>(blocks), 64>>>(out);

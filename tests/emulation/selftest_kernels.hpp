@@ -3,7 +3,8 @@
 // kernels/*.cu): that it reports what it promises to report (divergent __syncthreads, faults in
 // one thread, launch bounds, invalid configurations, unchecked launches) and runs kernels as CUDA
 // does (fresh poisoned shared memory per block, alignment, block order, dynamic shared memory,
-// runtime calls). Valid CUDA, never compiled by nvcc in the build (it is not under kernels/).
+// runtime calls, WMMA fragments). Valid CUDA, never compiled by nvcc in the build (it is not under
+// kernels/).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -48,5 +49,11 @@ void dynamic_shared_copy(float* out, const float* in, int n);
 // out: (64) = in * 2 through float4 loads from __align__(16) shared memory, in a templated kernel
 // with template-dependent launch bounds. in: (64), 16-byte aligned.
 void vector_loads(float* out, const float* in);
+
+// One block of `threads` threads computes c (16x16, row-major) = 0.5 + a (16x8, row-major) *
+// b (8x16, column-major, ldm 8) with WMMA TF32 fragments, converting every element with
+// __float_to_tf32 first if `convert` (without it, the emulator must refuse unconverted values).
+// a and b must be 32-byte aligned for WMMA; the emulator refuses them otherwise.
+void wmma_tile_product(float* c, const float* a, const float* b, bool convert, int threads);
 
 }  // namespace emul_selftest

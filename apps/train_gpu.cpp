@@ -68,6 +68,8 @@ Examples:
   train_gpu --device cpu --max-train 10000 --epochs 1
                                                a quick run on the CPU reference path
   train_gpu --metrics-out runs/metrics.json    metrics as JSON as well
+  train_gpu --conv fused-fp32                  octa's convolutions on the CUDA cores only (no
+                                               tensor cores); --conv cudnn: cuDNN's
   train_gpu --resume runs/model_a.safetensors --epochs 8
                                                continue a run from its last checkpoint
 Load the weights in PyTorch:
@@ -279,8 +281,10 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "auto (GPU if usable, else CPU), cuda or cpu")
       ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
       ->capture_default_str();
-  app.add_option("--conv", a.conv, "GPU convolutions: fused (octa's kernels) or cudnn")
-      ->check(CLI::IsMember({"fused", "cudnn"}))
+  app.add_option("--conv", a.conv,
+                 "GPU convolutions: fused (octa's kernels, conv2 on the tensor cores in 3xTF32), "
+                 "fused-fp32 (octa's kernels, all on the CUDA cores in FP32) or cudnn")
+      ->check(CLI::IsMember({"fused", "fused-fp32", "cudnn"}))
       ->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
   app.add_option("--loader-threads", a.loader_threads,

@@ -1,7 +1,11 @@
 // bench/bench_gpu_epoch.cpp: the CUDA engine's speed on the real MNIST, end to end and by phase.
 //
-//   bench_gpu_epoch [--model a|b] [--batch-size 64] [--conv fused|cudnn] [--epochs 3]
+//   bench_gpu_epoch [--model a|b] [--batch-size 64] [--conv fused|fused-fp32|cudnn] [--epochs 3]
 //                   [--timed-steps 200] [--profile-steps 0] [--no-graph] [--json PATH]
+//
+// --conv as train_gpu's: fused (octa's kernels, conv2 on the tensor cores in 3xTF32), fused-fp32
+// (octa's kernels, all on the CUDA cores) or cudnn. fused and fused-fp32 name their phases alike,
+// so their tables line up row by row.
 //
 // (a) Epochs: octa::train (the loop train_gpu runs: loader threads, pinned staging, graph-captured
 //     step) over the 60,000 training images for --epochs epochs; the figure is the median epoch
@@ -77,6 +81,7 @@ Modes:
 
 Examples:
   bench_gpu_epoch                                  model A, fused convolutions, batch 64
+  bench_gpu_epoch --conv fused-fp32                the same without tensor cores
   bench_gpu_epoch --model b --conv cudnn --batch-size 1024 --json runs/bench_b_cudnn_1024.json
   bench_gpu_epoch --epochs 0 --timed-steps 500     the phase table only
   bench_gpu_epoch --no-graph --timed-steps 0       eager epochs, to see what the graph saves
@@ -347,8 +352,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"a", "b", "A", "B"}))
       ->capture_default_str();
   app.add_option("--batch-size", a.batch_size, "Training batch size")->capture_default_str();
-  app.add_option("--conv", a.conv, "Convolutions: fused (octa's kernels) or cudnn")
-      ->check(CLI::IsMember({"fused", "cudnn"}))
+  app.add_option("--conv", a.conv,
+                 "Convolutions: fused (octa's kernels, conv2 on the tensor cores), fused-fp32 "
+                 "(octa's kernels on the CUDA cores only) or cudnn")
+      ->check(CLI::IsMember({"fused", "fused-fp32", "cudnn"}))
       ->capture_default_str();
   app.add_option("--epochs", a.epochs,
                  "(a) epochs to run; the figure is the median of those after the first "

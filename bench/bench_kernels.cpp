@@ -10,8 +10,13 @@
 // larger of (GFLOP/s over the SGEMM peak) and (GB/s over the copy peak), as a roofline would pick.
 // Kernels with a cuDNN or cuBLAS counterpart (convolutions, pooling, BatchNorm; the bare cuBLAS
 // GEMMs under the linear layers) are timed against it at the same shape; the elementwise kernels,
-// the loss and the optimisers have none. Host code only: it calls the launchers of kernels/*.hpp
-// and engine/gpu/*.hpp and the CUDA runtime, cuBLAS and cuDNN.
+// the loss and the optimisers have none. The convolutions come in two rows where the layer has
+// Cin >= 8 (conv2): octa's CUDA-core kernel (conv3x3_*, --conv fused-fp32) and its tensor-core
+// twin (conv3x3_tc_*, 3xTF32, what --conv fused runs there), with the same counts and the same
+// counterpart; the tensor-core row also gives its time against the CUDA-core kernel's. Their
+// % of peak is still against the FP32 SGEMM peak, so it may pass 100% (3xTF32's own ceiling is
+// about a third of the TF32 GEMM peak printed for reference). Host code only: it calls the
+// launchers of kernels/*.hpp and engine/gpu/*.hpp and the CUDA runtime, cuBLAS and cuDNN.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -45,7 +50,9 @@
 #include "engine/model/param_table.hpp"
 #include "kernels/batchnorm.hpp"
 #include "kernels/conv3x3.hpp"
+#include "kernels/conv3x3_tc.hpp"
 #include "kernels/elementwise.hpp"
+#include "kernels/logit_head.hpp"
 #include "kernels/loss.hpp"
 #include "kernels/optimizer.hpp"
 #include "kernels/pool.hpp"
@@ -118,6 +125,9 @@ struct Row {
   std::string counterpart, counterpart_detail;  // empty: none
   std::optional<Timing> counterpart_time;
   std::string counterpart_error;
+  // Tensor-core convolutions: the CUDA-core kernel of the same pass and its time (empty: none).
+  std::string cuda_core;
+  std::optional<Timing> cuda_core_time;
 };
 
 double gflop_per_s(const Work& w, double us) {
@@ -317,6 +327,24 @@ struct ConvLayer {
 constexpr std::array<ConvLayer, 2> kConvLayers = {
     {{"conv1", 1, 32, 28, false}, {"conv2", 32, 64, 14, true}}};
 
+// octa's two implementations of the convolution passes, with the same arguments: the CUDA-core
+// kernels (kernels/conv3x3.hpp) and the tensor-core ones (kernels/conv3x3_tc.hpp), which the CUDA
+// backend's --conv fused runs for layers with Cin >= kTensorCoreMinCin.
+struct ConvKernels {
+  const char* prefix;  // of the launchers' names: <prefix>_forward, ...
+  decltype(&octa::gpu::conv3x3_forward) forward;
+  decltype(&octa::gpu::conv3x3_relu_maxpool_forward) relu_maxpool_forward;
+  decltype(&octa::gpu::conv3x3_backward_data) backward_data;
+  decltype(&octa::gpu::conv3x3_backward_filter) backward_filter;
+};
+constexpr ConvKernels kCudaCoreConv{
+    "conv3x3", &octa::gpu::conv3x3_forward, &octa::gpu::conv3x3_relu_maxpool_forward,
+    &octa::gpu::conv3x3_backward_data, &octa::gpu::conv3x3_backward_filter};
+constexpr ConvKernels kTensorCoreConv{
+    "conv3x3_tc", &octa::gpu::conv3x3_tc_forward, &octa::gpu::conv3x3_tc_relu_maxpool_forward,
+    &octa::gpu::conv3x3_tc_backward_data, &octa::gpu::conv3x3_tc_backward_filter};
+constexpr int kTensorCoreMinCin = 8;  // as engine/gpu/cuda_backend.cpp
+
 struct Stage {  // a feature map: pooling and BatchNorm inputs
   const char* name;
   int c, size;
@@ -453,7 +481,8 @@ class Bench {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Convolutions (against gpu::CudnnConv3x3, the --conv cudnn path)
+  // Convolutions (against gpu::CudnnConv3x3, the --conv cudnn path), conv2's also on the tensor
+  // cores
 
   void conv_layer(const ConvLayer& l, int n) {
     const std::size_t hw = static_cast<std::size_t>(l.size) * l.size;
@@ -479,10 +508,15 @@ class Bench {
     const std::string shape = fmt::format("{} {}->{} {}x{}", l.name, l.cin, l.cout, l.size, l.size);
     const double N = n, Ci = l.cin, Co = l.cout, HW = as_double(hw), K = 9.0;
     cudaStream_t s = stream_;
+    // Each pass below on the CUDA cores, then (conv2) on the tensor cores: the same counts.
+    std::vector<const ConvKernels*> impls{&kCudaCoreConv};
+    if (l.cin >= kTensorCoreMinCin) impls.push_back(&kTensorCoreConv);
 
-    // conv3x3_forward: out (N,Cout,H,W) = conv(in (N,Cin,H,W), weight (Cout,Cin,3,3)) + bias.
+    // conv3x3_forward (and conv3x3_tc_forward): out (N,Cout,H,W) = conv(in (N,Cin,H,W),
+    // weight (Cout,Cin,3,3)) + bias.
     //   FLOPs = 2 * N*Cout*H*W * Cin*9  (every output sums Cin*9 products; the zero taps of the
-    //           padding are counted, as in any GEMM-shaped count; the bias add is not)
+    //           padding are counted, as in any GEMM-shaped count; the bias add is not; 3xTF32's
+    //           three tensor-core products per multiply-add are not: the count is the problem's)
     //   bytes = 4 * (N*Cin*H*W + Cout*Cin*9 + Cout + N*Cout*H*W)  (in, weight, bias; out)
     const Work fwd{2.0 * N * Co * HW * Ci * K,
                    4.0 * (N * Ci * HW + Co * Ci * K + Co + N * Co * HW)};
@@ -491,17 +525,14 @@ class Bench {
                              cudnn.forward(out.data(), in.data(), weight.data(), bias.data(), n,
                                            Epilogue::kNone, s);
                            }};
-      measure(
-          {"conv3x3_forward", shape, n, fwd},
-          [&] {
-            octa::gpu::conv3x3_forward(out.data(), in.data(), weight.data(), bias.data(), n, l.cin,
-                                       l.cout, l.size, l.size, Epilogue::kNone, s);
-          },
-          &cp);
+      measure_conv("forward", shape, n, fwd, cp, impls, [&](const ConvKernels& k) {
+        k.forward(out.data(), in.data(), weight.data(), bias.data(), n, l.cin, l.cout, l.size,
+                  l.size, Epilogue::kNone, s);
+      });
     }
 
-    // conv3x3_relu_maxpool_forward: act = relu(conv + bias) (N,Cout,H,W), kept for backward, and
-    // pooled = maxpool2x2(act) (N,Cout,H/2,W/2).
+    // conv3x3_relu_maxpool_forward (and _tc_): act = relu(conv + bias) (N,Cout,H,W), kept for
+    // backward, and pooled = maxpool2x2(act) (N,Cout,H/2,W/2).
     //   FLOPs = as conv3x3_forward (ReLU and max compares not counted)
     //   bytes = conv3x3_forward's + 4 * N*Cout*H*W/4  (pooled written as well)
     // Counterpart: model A's --conv cudnn path, cuDNN conv + bias + ReLU then octa's max-pool.
@@ -512,17 +543,13 @@ class Bench {
             cudnn.forward(out.data(), in.data(), weight.data(), bias.data(), n, Epilogue::kRelu, s);
             octa::gpu::maxpool2x2_forward(pooled.data(), out.data(), n, l.cout, l.size, l.size, s);
           }};
-      measure(
-          {"conv3x3_relu_maxpool_forward", shape, n, w},
-          [&] {
-            octa::gpu::conv3x3_relu_maxpool_forward(pooled.data(), out.data(), in.data(),
-                                                    weight.data(), bias.data(), n, l.cin, l.cout,
-                                                    l.size, l.size, s);
-          },
-          &cp);
+      measure_conv("relu_maxpool_forward", shape, n, w, cp, impls, [&](const ConvKernels& k) {
+        k.relu_maxpool_forward(pooled.data(), out.data(), in.data(), weight.data(), bias.data(), n,
+                               l.cin, l.cout, l.size, l.size, s);
+      });
     }
 
-    // conv3x3_backward_data: din (N,Cin,H,W) from dout (N,Cout,H,W) and weight.
+    // conv3x3_backward_data (and _tc_): din (N,Cin,H,W) from dout (N,Cout,H,W) and weight.
     //   FLOPs = 2 * N*Cin*H*W * Cout*9
     //   bytes = 4 * (N*Cout*H*W + Cout*Cin*9 + N*Cin*H*W)  (dout, weight; din)
     if (l.needs_din) {
@@ -530,19 +557,18 @@ class Bench {
       const Counterpart cp{"cudnn backward data", algos, [&] {
                              cudnn.backward_data(din.data(), dout.data(), weight.data(), n, s);
                            }};
-      measure(
-          {"conv3x3_backward_data", shape, n, w},
-          [&] {
-            octa::gpu::conv3x3_backward_data(din.data(), dout.data(), weight.data(), n, l.cin,
-                                             l.cout, l.size, l.size, s);
-          },
-          &cp);
+      measure_conv("backward_data", shape, n, w, cp, impls, [&](const ConvKernels& k) {
+        k.backward_data(din.data(), dout.data(), weight.data(), n, l.cin, l.cout, l.size, l.size,
+                        s);
+      });
     }
 
-    // conv3x3_backward_filter: dweight (Cout,Cin,3,3) and dbias (Cout) from dout and in.
+    // conv3x3_backward_filter (and _tc_): dweight (Cout,Cin,3,3) and dbias (Cout) from dout and
+    // in.
     //   FLOPs = 2 * Cout*Cin*9 * N*H*W  (dbias's N*H*W adds per channel not counted)
     //   bytes = 4 * (N*Cout*H*W + N*Cin*H*W + Cout*Cin*9 + Cout)  (dout, in; dweight, dbias); the
     //           workspace round trip is octa's choice, not part of the minimum
+    // (conv3x3_tc_backward_filter: the same workspace, conv3x3_backward_filter_workspace floats.)
     {
       const Work w{2.0 * Co * Ci * K * N * HW,
                    4.0 * (N * Co * HW + N * Ci * HW + Co * Ci * K + Co)};
@@ -550,13 +576,10 @@ class Bench {
                              cudnn.backward_filter(dweight.data(), dbias.data(), dout.data(),
                                                    in.data(), n, s);
                            }};
-      measure(
-          {"conv3x3_backward_filter", shape, n, w},
-          [&] {
-            octa::gpu::conv3x3_backward_filter(dweight.data(), dbias.data(), dout.data(), in.data(),
-                                               n, l.cin, l.cout, l.size, l.size, ws.data(), s);
-          },
-          &cp);
+      measure_conv("backward_filter", shape, n, w, cp, impls, [&](const ConvKernels& k) {
+        k.backward_filter(dweight.data(), dbias.data(), dout.data(), in.data(), n, l.cin, l.cout,
+                          l.size, l.size, ws.data(), s);
+      });
     }
 
     // conv3x3_backward_filter_from_maxpool (model A's conv1): the same filter gradient, with the
@@ -846,6 +869,63 @@ class Bench {
               octa::gpu::bce_with_logits(dlogits.data(), batch_loss.data(), loss_sum.data(),
                                          logits.data(), targets.data(), n, 1.0f, s);
             });
+    fused_head(n, h, mask, targets, logits, dlogits, batch_loss, loss_sum);
+  }
+
+  // logit_head_train, the training head in one kernel (fc2, the loss, fc2's gradients, back
+  // through the dropout (model B) and fc1's ReLU), against the launches it replaces: fc2's
+  // linear_forward (SGEMM + bias kernel), bce_with_logits, linear_backward (two SGEMMs + bias
+  // gradient), dropout_backward (B), relu_backward. K = 128 (fc1's width).
+  //   FLOPs = 2NK (logits) + 2NK (dweight) + NK (the input gradient) = 5NK
+  //   bytes = 4 * (NK + K + 1 + N)  (x, weight, bias, targets)
+  //         + [A: 0 | B: 4NK + NK]  (relu_out, mask; for A relu_out is x)
+  //         + 4 * (2N + K + 1 + NK) + 8 + 16  (logits, dlogits, dweight, dbias, dhidden; loss)
+  void fused_head(int n, const DeviceBuffer<float>& h, const DeviceBuffer<std::uint8_t>& mask,
+                  const DeviceBuffer<float>& targets, const DeviceBuffer<float>& logits,
+                  const DeviceBuffer<float>& dlogits, const DeviceBuffer<float>& batch_loss,
+                  const DeviceBuffer<double>& loss_sum) {
+    const std::size_t count = static_cast<std::size_t>(n) * kHidden;
+    const DeviceBuffer<float> x = fill_.floats(count, -1.0f, 1.0f, "fc2 input");
+    const DeviceBuffer<float> w = fill_.floats(kHidden, -0.1f, 0.1f, "fc2 weight");
+    const DeviceBuffer<float> b = fill_.floats(1, -0.1f, 0.1f, "fc2 bias");
+    const DeviceBuffer<float> dw = fill_.floats(kHidden, -1.0f, 1.0f, "fc2 weight gradient");
+    const DeviceBuffer<float> db = fill_.floats(1, -1.0f, 1.0f, "fc2 bias gradient");
+    const DeviceBuffer<float> dx = fill_.floats(count, -1.0f, 1.0f, "fc2 input gradient");
+    const DeviceBuffer<float> dh = fill_.floats(count, -1.0f, 1.0f, "fc1 output gradient");
+    const double X = as_double(count), N = n, K = kHidden;
+    cudaStream_t s = stream_;
+    for (const bool dropout : {false, true}) {
+      const float* in = dropout ? x.data() : h.data();
+      const Counterpart cp{
+          dropout ? "8 launches, unfused" : "7 launches, unfused",
+          "linear_forward, bce_with_logits, linear_backward, [dropout_backward,] relu_backward",
+          [&] {
+            octa::gpu::linear_forward(logits.data(), in, w.data(), b.data(), n, kHidden, 1,
+                                      Epilogue::kNone, blas_, s);
+            octa::gpu::bce_with_logits(dlogits.data(), batch_loss.data(), loss_sum.data(),
+                                       logits.data(), targets.data(), n, 1.0f, s);
+            octa::gpu::linear_backward(dx.data(), dw.data(), db.data(), dlogits.data(), in,
+                                       w.data(), n, kHidden, 1, blas_, s);
+            if (dropout) {
+              octa::gpu::dropout_backward(dx.data(), dx.data(), mask.data(), count, octa::kDropoutP,
+                                          s);
+            }
+            octa::gpu::relu_backward(dh.data(), dx.data(), h.data(), count, s);
+          }};
+      const double bytes = 4.0 * (X + K + 1.0 + N) + (dropout ? 5.0 * X : 0.0) +
+                           4.0 * (2.0 * N + K + 1.0 + X) + 24.0;
+      measure(
+          {dropout ? "logit_head_train (B: dropout)" : "logit_head_train (A)",
+           fmt::format("hidden {}", kHidden), n, Work{5.0 * N * K, bytes}},
+          [&] {
+            octa::gpu::logit_head_train({logits.data(), dlogits.data(), batch_loss.data(),
+                                         loss_sum.data(), dw.data(), db.data(), dh.data()},
+                                        {in, h.data(), dropout ? mask.data() : nullptr,
+                                         octa::kDropoutP, w.data(), b.data(), targets.data()},
+                                        n, kHidden, 1.0f, s);
+          },
+          &cp);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -953,10 +1033,12 @@ class Bench {
   }
 
   // Times op (and the counterpart's op, after `before_counterpart`), prints the row and keeps it.
-  // A failing op fails its own cell only, unless it left the device unusable.
-  void measure(Row row, const std::function<void()>& op, const Counterpart* cp = nullptr,
-               const std::function<void()>& before_counterpart = {}) {
-    if (!selected(row)) return;
+  // A failing op fails its own cell only, unless it left the device unusable. Without cp, the
+  // row's counterpart fields are printed as they come. Returns the kept row (valid until the next
+  // call), or null when --filter leaves it out.
+  const Row* measure(Row row, const std::function<void()>& op, const Counterpart* cp = nullptr,
+                     const std::function<void()>& before_counterpart = {}) {
+    if (!selected(row)) return nullptr;
     try {
       row.time = timer_.time(op);
     } catch (const std::exception& e) {
@@ -976,6 +1058,44 @@ class Bench {
     }
     print_row(row);
     rows_.push_back(std::move(row));
+    return &rows_.back();
+  }
+
+  // One convolution pass ("forward", ...) on each of `kernels`, the CUDA-core kernels first: one
+  // row each (<prefix>_<pass>), with the same counts and counterpart. The counterpart is timed
+  // once, with the CUDA-core row, and shared by the tensor-core row, which also gets the CUDA-core
+  // kernel's time; where --filter leaves the CUDA-core row out, the tensor-core row times both
+  // itself.
+  void measure_conv(const std::string& pass, const std::string& shape, int n, const Work& w,
+                    const Counterpart& cp, const std::vector<const ConvKernels*>& kernels,
+                    const std::function<void(const ConvKernels&)>& call) {
+    const ConvKernels& core = *kernels.front();
+    const std::function<void()> core_op = [&] { call(core); };
+    std::optional<Row> core_row;
+    if (const Row* r =
+            measure({fmt::format("{}_{}", core.prefix, pass), shape, n, w}, core_op, &cp))
+      core_row = *r;
+    for (std::size_t i = 1; i < kernels.size(); ++i) {
+      const ConvKernels& k = *kernels[i];
+      Row row(fmt::format("{}_{}", k.prefix, pass), shape, n, w);
+      if (!selected(row)) continue;
+      row.cuda_core = fmt::format("{}_{}", core.prefix, pass);
+      if (core_row) {
+        row.cuda_core_time = core_row->time;
+        row.counterpart = core_row->counterpart;
+        row.counterpart_detail = core_row->counterpart_detail;
+        row.counterpart_time = core_row->counterpart_time;
+        row.counterpart_error = core_row->counterpart_error;
+      } else {
+        try {
+          row.cuda_core_time = timer_.time(core_op);
+        } catch (const std::exception&) {
+          recover(row.cuda_core);  // its failure shows as a missing time
+        }
+      }
+      measure(
+          std::move(row), [&] { call(k); }, core_row ? nullptr : &cp);
+    }
   }
 
   // After a failure: clear a recoverable error; a sticky one (an illegal address, say) leaves the
@@ -1024,6 +1144,14 @@ class Bench {
     }
     c[10] = r.work.bytes <= static_cast<double>(prop_.l2CacheSize) ? "yes" : "no";
     print_line(c);
+    if (!r.cuda_core.empty()) {  // a tensor-core row: the CUDA-core kernel's time beside it
+      std::string vs = "error";
+      if (r.cuda_core_time) {
+        vs = fmt::format("{:.2f} us", r.cuda_core_time->us);
+        if (r.time) vs += fmt::format(", tc/fp32 {:.2f}", r.time->us / r.cuda_core_time->us);
+      }
+      fmt::print("    vs {} (CUDA cores): {}\n", r.cuda_core, vs);
+    }
     if (!r.error.empty()) fmt::print("    error: {}\n", r.error);
     if (!r.counterpart_error.empty())
       fmt::print("    counterpart error: {}\n", r.counterpart_error);
@@ -1099,7 +1227,7 @@ nlohmann::json Bench::json(const std::string& command) const {
   j["counts"] =
       "flops = 2 x multiply-adds (conv/GEMM only); bytes = each input read once and each "
       "output written once; percent_of_peak against the larger of flops/sgemm_fp32 and "
-      "bytes/copy";
+      "bytes/copy (the tensor-core conv3x3_tc_* rows too, so theirs may pass 100)";
   j["peaks"] = peak_json_;
   j["rows"] = nlohmann::json::array();
   for (const Row& r : rows_) {
@@ -1119,6 +1247,11 @@ nlohmann::json Bench::json(const std::string& command) const {
       row["peak"] = b.peak;
     }
     if (!r.error.empty()) row["error"] = r.error;
+    if (!r.cuda_core.empty()) {
+      nlohmann::json core = {{"kernel", r.cuda_core}, {"timing", timing_json(r.cuda_core_time)}};
+      if (r.time && r.cuda_core_time) core["tc_over_cuda_core"] = r.time->us / r.cuda_core_time->us;
+      row["cuda_core"] = core;
+    }
     if (!r.counterpart.empty()) {
       nlohmann::json cp = {{"name", r.counterpart}, {"detail", r.counterpart_detail}};
       cp["timing"] = timing_json(r.counterpart_time);
@@ -1138,6 +1271,8 @@ const char* kExamples = R"(
 Examples:
   bench_kernels                                   batches 64 and 1024, 50 timed replays per op
   bench_kernels --batches 64 --filter conv3x3     the convolutions only, at batch 64
+  bench_kernels --filter conv3x3_tc               the tensor-core convolutions (conv2), each
+                                                  against cuDNN and its CUDA-core version
   bench_kernels --json runs/bench/kernels.json    the table as JSON as well (written atomically)
 Exit status: 0 done; 1 an error (its message says which); 2 no usable CUDA device (or no such
 --device); another non-zero status: a bad command line.

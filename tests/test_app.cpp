@@ -57,6 +57,10 @@ TEST_CASE("train_gpu --help lists its options with examples", "[cpu][app]") {
     CHECK_THAT(r.output, Catch::Contains(flag));
   }
   CHECK_THAT(r.output, Catch::Contains("Examples:"));
+  // --conv's three paths, each with what it is.
+  CHECK_THAT(r.output, Catch::Contains("fused (octa's kernels, conv2 on the tensor cores") &&
+                           Catch::Contains("fused-fp32 (octa's kernels, all on the CUDA cores") &&
+                           Catch::Contains("cudnn"));
 }
 
 TEST_CASE("train_gpu rejects bad flags and missing data with messages that name them",
@@ -83,6 +87,16 @@ TEST_CASE("train_gpu rejects bad flags and missing data with messages that name 
     CHECK_THAT(r.output, Catch::Contains(c.expect));
     CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
   }
+}
+
+TEST_CASE("train_gpu --conv rejects an unknown path, listing the three", "[cpu][app]") {
+  const RunResult r = train_gpu("--conv fp32 --no-download");
+  INFO(r.output);
+  CHECK(r.exit_code != 0);
+  // CLI11's IsMember check answers before the engine's parse_conv_path (tested in
+  // test_gpu_train): "--conv: fp32 not in {fused,fused-fp32,cudnn}".
+  CHECK_THAT(r.output, Catch::Contains("--conv") && Catch::Contains("fused-fp32") &&
+                           Catch::Contains("cudnn"));
 }
 
 TEST_CASE("train_gpu trains on real MNIST, writes metrics JSON and checkpoints, and resumes",

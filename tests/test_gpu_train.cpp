@@ -1,16 +1,20 @@
 // tests/test_gpu_train.cpp: the CUDA engine against the CPU reference, step for step: one training
-// step, then 20 Adam steps, for models A and B and both convolution paths; determinism; state
+// step, then 20 Adam steps, for models A and B and the three convolution paths (fused: octa's
+// kernels, conv2 on the tensor cores; fused-fp32: octa's kernels on the CUDA cores; cudnn);
+// determinism; the --conv names; state
 // moving between the GPU and the CPU (checkpoints written on one load on the other); the loader
 // thread's pinned ring and the copy stream; phase timing.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/core/device_probe.hpp"
+#include "engine/core/error.hpp"
 #include "engine/data/loader.hpp"
 #include "engine/gpu/cuda_backend.hpp"
 #include "engine/train/cpu_backend.hpp"
@@ -24,6 +28,9 @@ using octa::Arch;
 using octa::ConvPath;
 
 namespace {
+
+constexpr std::array<ConvPath, 3> kConvPaths = {ConvPath::kFused, ConvPath::kFusedFp32,
+                                                ConvPath::kCudnn};
 
 octa::BackendConfig config(Arch arch, int batch) {
   octa::BackendConfig c;
@@ -89,6 +96,12 @@ TEST_CASE("GPU step matches the CPU reference: model A, fused kernels", "[gpu][t
   compare_with_cpu(Arch::kA, ConvPath::kFused, 64, 20);
 }
 
+TEST_CASE("GPU step matches the CPU reference: model A, fused-fp32 kernels", "[gpu][train]") {
+  OCTA_REQUIRE_GPU();
+  compare_with_cpu(Arch::kA, ConvPath::kFusedFp32, 64, 1);
+  compare_with_cpu(Arch::kA, ConvPath::kFusedFp32, 64, 20);
+}
+
 TEST_CASE("GPU step matches the CPU reference: model A, cuDNN", "[gpu][train]") {
   OCTA_REQUIRE_GPU();
   compare_with_cpu(Arch::kA, ConvPath::kCudnn, 64, 1);
@@ -99,6 +112,12 @@ TEST_CASE("GPU step matches the CPU reference: model B, fused kernels", "[gpu][t
   OCTA_REQUIRE_GPU();
   compare_with_cpu(Arch::kB, ConvPath::kFused, 64, 1);
   compare_with_cpu(Arch::kB, ConvPath::kFused, 37, 20);
+}
+
+TEST_CASE("GPU step matches the CPU reference: model B, fused-fp32 kernels", "[gpu][train]") {
+  OCTA_REQUIRE_GPU();
+  compare_with_cpu(Arch::kB, ConvPath::kFusedFp32, 64, 1);
+  compare_with_cpu(Arch::kB, ConvPath::kFusedFp32, 37, 20);
 }
 
 TEST_CASE("GPU step matches the CPU reference: model B, cuDNN", "[gpu][train]") {
@@ -112,7 +131,7 @@ TEST_CASE("GPU training is deterministic: two runs from one seed give identical 
   OCTA_REQUIRE_GPU();
   const auto split = octa::test::synthetic_split(64 * 8, 3);
   for (const Arch arch : {Arch::kA, Arch::kB}) {
-    for (const ConvPath conv : {ConvPath::kFused, ConvPath::kCudnn}) {
+    for (const ConvPath conv : kConvPaths) {
       octa::CudaBackendOptions opt;
       opt.conv = conv;
       auto g1 = octa::make_cuda_backend(config(arch, 64), opt);
@@ -124,6 +143,22 @@ TEST_CASE("GPU training is deterministic: two runs from one seed give identical 
       CHECK(g1->model_state().values == g2->model_state().values);
     }
   }
+}
+
+// No device needed: the names are host code.
+TEST_CASE("parse_conv_path takes the three --conv paths and rejects others, listing them",
+          "[train][check]") {
+  for (const ConvPath conv : kConvPaths) {
+    CHECK(octa::parse_conv_path(octa::conv_path_name(conv)) == conv);
+  }
+  CHECK(std::string(octa::conv_path_name(ConvPath::kFused)) == "fused");
+  CHECK(std::string(octa::conv_path_name(ConvPath::kFusedFp32)) == "fused-fp32");
+  CHECK(std::string(octa::conv_path_name(ConvPath::kCudnn)) == "cudnn");
+  CHECK_THROWS_WITH(octa::parse_conv_path("fp32"),
+                    Catch::Contains("--conv") && Catch::Contains("'fp32'") &&
+                        Catch::Contains("'fused'") && Catch::Contains("'fused-fp32'") &&
+                        Catch::Contains("'cudnn'"));
+  CHECK_THROWS_AS(octa::parse_conv_path(""), octa::Error);
 }
 
 TEST_CASE("State moves between the GPU and the CPU engines unchanged", "[gpu][train]") {
@@ -225,11 +260,15 @@ TEST_CASE("GPU: phase timing names every phase of the step and changes no number
     const char* conv1_filter =
         arch == Arch::kA ? "pool1+relu+conv1.backward_filter" : "conv1.backward_filter";
     for (const char* expected : {"h2d_copy", "conv2.backward_filter", "conv2.backward_data",
-                                 conv1_filter, "fc1.backward", "bce_loss", "adam"}) {
+                                 conv1_filter, "fc1.backward", "fc2+bce_loss+backward", "adam"}) {
       CHECK(std::find(names.begin(), names.end(), expected) != names.end());
     }
     CHECK((arch == Arch::kA) ==
           (std::find(names.begin(), names.end(), "pool1.backward") == names.end()));
     CHECK(std::find(names.begin(), names.end(), "conv1.backward_data") == names.end());
+    // The head kernel replaces the separate fc2, loss and fc2/dropout/ReLU backward phases.
+    for (const char* gone : {"fc2", "bce_loss", "fc2.backward", "relu.backward"}) {
+      CHECK(std::find(names.begin(), names.end(), gone) == names.end());
+    }
   }
 }

@@ -2,13 +2,19 @@
 //
 // Step (model A, --conv fused):
 //   H2D copy of the batch (pinned, on the copy stream) -> conv1+ReLU+pool -> conv2+ReLU+pool ->
-//   fc1+ReLU -> fc2
-//   -> BCE (loss and dlogits in one kernel) -> fc2/fc1 backward (cuBLAS) -> pool2+ReLU backward ->
+//   fc1+ReLU (cuBLAS) -> the head, one kernel: fc2, BCE (loss, dlogits), fc2's gradients and the
+//   gradient back through fc1's ReLU -> fc1 backward (cuBLAS) -> pool2+ReLU backward ->
 //   conv2 backward (filter, data) -> conv1's filter gradient straight from pool1's gradient (the
 //   pool's and ReLU's backward folded in) -> one fused Adam over the whole parameter buffer.
 // Model B inserts BatchNorm (ReLU fused into it, forward and backward), global average pooling and
 // dropout (Philox keyed by the device-side step counter, so graph replays draw fresh masks that
-// equal the CPU reference's). With --conv cudnn the convolutions go through cuDNN instead.
+// equal the CPU reference's; its backward is folded into the head). Evaluation runs fc2 on its own
+// (cuBLAS) for the logits.
+//
+// Convolutions (--conv): fused runs conv2's three passes (Cin = 32: long reductions) on the tensor
+// cores in 3xTF32 (kernels/conv3x3_tc.hpp) and conv1 (Cin = 1) on the CUDA cores
+// (kernels/conv3x3.hpp); fused-fp32 runs every pass on the CUDA cores; both are octa's kernels,
+// with the same fusions and the same filter-gradient workspace. cudnn goes through cuDNN instead.
 //
 // Streams: batches come in pinned HostBatch slots (filled by the trainer's loader thread) and are
 // copied on copy_stream_ into one of two device input slots; compute_stream waits for the copy by
@@ -35,24 +41,35 @@
 #include "engine/model/cpu_model.hpp"
 #include "kernels/batchnorm.hpp"
 #include "kernels/conv3x3.hpp"
+#include "kernels/conv3x3_tc.hpp"
 #include "kernels/elementwise.hpp"
-#include "kernels/loss.hpp"
+#include "kernels/logit_head.hpp"
 #include "kernels/optimizer.hpp"
 #include "kernels/pool.hpp"
 
 namespace octa {
 
 ConvPath parse_conv_path(std::string_view name) {
-  if (name == "fused") return ConvPath::kFused;
-  if (name == "cudnn") return ConvPath::kCudnn;
+  for (const ConvPath path : {ConvPath::kFused, ConvPath::kFusedFp32, ConvPath::kCudnn}) {
+    if (name == conv_path_name(path)) return path;
+  }
   throw Error(
-      fmt::format("--conv: unknown convolution path '{}' (use 'fused' for octa's own "
-                  "kernels or 'cudnn')",
+      fmt::format("--conv: unknown convolution path '{}' (use 'fused' for octa's kernels with "
+                  "tensor cores, 'fused-fp32' for octa's kernels on the CUDA cores only, or "
+                  "'cudnn')",
                   name));
 }
 
 const char* conv_path_name(ConvPath path) {
-  return path == ConvPath::kFused ? "fused" : "cudnn";
+  switch (path) {
+    case ConvPath::kFused:
+      return "fused";
+    case ConvPath::kFusedFp32:
+      return "fused-fp32";
+    case ConvPath::kCudnn:
+      return "cudnn";
+  }
+  return "unknown";
 }
 
 namespace {
@@ -67,6 +84,10 @@ constexpr int kWarmupSteps = 3;  // eager steps before the graph is captured
 constexpr std::size_t kPixels = kImageSize * kImageSize;
 constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;  // NVIDIA's advice for Hopper
 constexpr int kMaxTimedPhases = 64;                       // per step, with time_phases
+// --conv fused: stages with at least this many input channels run on the tensor cores (conv2);
+// below it (conv1, Cin = 1, a 9-term reduction) 3xTF32's three products per multiply-add do not
+// pay.
+constexpr int kTensorCoreMinCin = 8;
 
 // Batch memory the engine copies from asynchronously: pinned, with an event recorded on the copy
 // stream after the last copy out of it.
@@ -117,8 +138,12 @@ struct Stage {
   int cin = 0, cout = 0, size = 0;
   std::size_t w, b, bn_w = 0, bn_b = 0, bn_mean = 0, bn_var = 0;
   bool bn = false;
-  // Model A, --conv fused, a stage whose input gradient is not needed (conv1): the pool's and
-  // ReLU's backward are folded into the filter gradient's kernel, so dact is never materialised.
+  // --conv fused and Cin >= kTensorCoreMinCin (conv2): the conv3x3_tc_* launchers (tensor cores)
+  // in place of conv3x3_* (CUDA cores), same arguments, same workspace.
+  bool tensor_cores = false;
+  // Model A, octa's kernels, a stage whose input gradient is not needed (conv1): the pool's and
+  // ReLU's backward are folded into the filter gradient's kernel (CUDA cores only), so dact is
+  // never materialised.
   bool pool_into_filter = false;
   DeviceBuffer<float> conv;  // conv output before BatchNorm (model B only)
   DeviceBuffer<float> act;   // after (BatchNorm and) ReLU: (N, cout, size, size)
@@ -282,8 +307,9 @@ class CudaBackend final : public TrainingBackend {
     const auto n = static_cast<std::size_t>(cfg_.max_batch);
     const std::size_t full = n * cout * size * size;
     s.names = names;
+    s.tensor_cores = opt_.conv == ConvPath::kFused && cin >= kTensorCoreMinCin;
     s.pool_into_filter =
-        cfg_.arch == Arch::kA && opt_.conv == ConvPath::kFused && !needs_input_gradient;
+        cfg_.arch == Arch::kA && octa_kernels() && !needs_input_gradient && !s.tensor_cores;
     s.cin = cin;
     s.cout = cout;
     s.size = size;
@@ -303,7 +329,7 @@ class CudaBackend final : public TrainingBackend {
     s.act = DeviceBuffer<float>(full, "activation");
     if (!s.pool_into_filter) s.dact = DeviceBuffer<float>(full, "activation gradient");
     s.pool = DeviceBuffer<float>(full / 4, "pooled activation");
-    if (opt_.conv == ConvPath::kCudnn) s.cudnn.emplace(cudnn_.get(), cin, cout, size, size);
+    if (!octa_kernels()) s.cudnn.emplace(cudnn_.get(), cin, cout, size, size);
   }
 
   void allocate() {
@@ -339,10 +365,9 @@ class CudaBackend final : public TrainingBackend {
       g_ = DeviceBuffer<float>(n * kC2, "global average pool");
       dg_ = DeviceBuffer<float>(n * kC2, "global average pool gradient");
       d_ = DeviceBuffer<float>(n * kHidden, "dropout output");
-      dd_ = DeviceBuffer<float>(n * kHidden, "dropout gradient");
       mask_ = DeviceBuffer<std::uint8_t>(n * kHidden, "dropout mask");
     }
-    if (opt_.conv == ConvPath::kFused) {
+    if (octa_kernels()) {  // conv3x3_backward_filter's and conv3x3_tc_backward_filter's
       const std::size_t ws =
           std::max(gpu::conv3x3_backward_filter_workspace(cfg_.max_batch, 1, kC1, kH1, kH1),
                    gpu::conv3x3_backward_filter_workspace(cfg_.max_batch, kC1, kC2, kH2, kH2));
@@ -479,21 +504,26 @@ class CudaBackend final : public TrainingBackend {
   float* P(std::size_t offset) const { return params_.data() + offset; }
   float* G(std::size_t offset) const { return grads_.data() + offset; }
 
+  // octa's own convolution kernels (--conv fused or fused-fp32), not cuDNN's.
+  bool octa_kernels() const { return opt_.conv != ConvPath::kCudnn; }
+
   void stage_forward(Stage& s, const float* in, int n, bool train) {
-    const bool fused_pool = !s.bn && opt_.conv == ConvPath::kFused;
+    const bool fused_pool = !s.bn && octa_kernels();
     if (fused_pool) {
       Phase phase(*this, s.names.conv_relu_pool);
-      gpu::conv3x3_relu_maxpool_forward(s.pool.data(), s.act.data(), in, P(s.w), P(s.b), n, s.cin,
-                                        s.cout, s.size, s.size, stream_);
+      const auto conv_relu_pool = s.tensor_cores ? &gpu::conv3x3_tc_relu_maxpool_forward
+                                                 : &gpu::conv3x3_relu_maxpool_forward;
+      conv_relu_pool(s.pool.data(), s.act.data(), in, P(s.w), P(s.b), n, s.cin, s.cout, s.size,
+                     s.size, stream_);
       return;
     }
     float* conv_out = s.bn ? s.conv.data() : s.act.data();
     const Epilogue ep = s.bn ? Epilogue::kNone : Epilogue::kRelu;
     {
       Phase phase(*this, s.names.conv);
-      if (opt_.conv == ConvPath::kFused) {
-        gpu::conv3x3_forward(conv_out, in, P(s.w), P(s.b), n, s.cin, s.cout, s.size, s.size, ep,
-                             stream_);
+      if (octa_kernels()) {
+        const auto conv = s.tensor_cores ? &gpu::conv3x3_tc_forward : &gpu::conv3x3_forward;
+        conv(conv_out, in, P(s.w), P(s.b), n, s.cin, s.cout, s.size, s.size, ep, stream_);
       } else {
         s.cudnn->forward(conv_out, in, P(s.w), P(s.b), n, ep, stream_);
       }
@@ -542,90 +572,80 @@ class CudaBackend final : public TrainingBackend {
     }
     {
       Phase phase(*this, s.names.conv_filter);
-      if (opt_.conv == ConvPath::kFused) {
-        gpu::conv3x3_backward_filter(G(s.w), G(s.b), dconv, in, n, s.cin, s.cout, s.size, s.size,
-                                     filter_ws_.data(), stream_);
+      if (octa_kernels()) {
+        const auto filter =
+            s.tensor_cores ? &gpu::conv3x3_tc_backward_filter : &gpu::conv3x3_backward_filter;
+        filter(G(s.w), G(s.b), dconv, in, n, s.cin, s.cout, s.size, s.size, filter_ws_.data(),
+               stream_);
       } else {
         s.cudnn->backward_filter(G(s.w), G(s.b), dconv, in, n, stream_);
       }
     }
     if (din) {
       Phase phase(*this, s.names.conv_data);
-      if (opt_.conv == ConvPath::kFused) {
-        gpu::conv3x3_backward_data(din, dconv, P(s.w), n, s.cin, s.cout, s.size, s.size, stream_);
+      if (octa_kernels()) {
+        const auto data =
+            s.tensor_cores ? &gpu::conv3x3_tc_backward_data : &gpu::conv3x3_backward_data;
+        data(din, dconv, P(s.w), n, s.cin, s.cout, s.size, s.size, stream_);
       } else {
         s.cudnn->backward_data(din, dconv, P(s.w), n, stream_);
       }
     }
   }
 
+  // The layers up to fc2's input. Training stops there (the fused head does fc2 and the loss);
+  // evaluation adds fc2 for the logits.
   void forward(int n, bool train) {
     NvtxRange range(train ? "forward" : "forward_eval");
     stage_forward(s1_, X(), n, train);
     stage_forward(s2_, s1_.pool.data(), n, train);
     if (cfg_.arch == Arch::kA) {
+      Phase phase(*this, "fc1+relu");
+      gpu::linear_forward(h_.data(), s2_.pool.data(), P(f1w_), P(f1b_), n, kC2 * kH3 * kH3, kHidden,
+                          Epilogue::kRelu, cublas_.get(), stream_);
+    } else {
       {
-        Phase phase(*this, "fc1+relu");
-        gpu::linear_forward(h_.data(), s2_.pool.data(), P(f1w_), P(f1b_), n, kC2 * kH3 * kH3,
-                            kHidden, Epilogue::kRelu, cublas_.get(), stream_);
+        Phase phase(*this, "gap");
+        gpu::global_avgpool_forward(g_.data(), s2_.pool.data(), n, kC2, kH3 * kH3, stream_);
       }
-      Phase phase(*this, "fc2");
-      gpu::linear_forward(logits_.data(), h_.data(), P(f2w_), P(f2b_), n, kHidden, 1,
-                          Epilogue::kNone, cublas_.get(), stream_);
-      return;
-    }
-    {
-      Phase phase(*this, "gap");
-      gpu::global_avgpool_forward(g_.data(), s2_.pool.data(), n, kC2, kH3 * kH3, stream_);
-    }
-    {
       Phase phase(*this, "fc1+relu");
       gpu::linear_forward(h_.data(), g_.data(), P(f1w_), P(f1b_), n, kC2, kHidden, Epilogue::kRelu,
                           cublas_.get(), stream_);
     }
-    const float* fc2_in = h_.data();
     if (train) {
-      Phase phase(*this, "dropout");
-      gpu::dropout_forward(d_.data(), mask_.data(), h_.data(),
-                           static_cast<std::size_t>(n) * kHidden, kDropoutP, cfg_.seed,
-                           rng_stream(RngStream::kDropout, 0), step_.data(), stream_);
-      fc2_in = d_.data();
+      if (cfg_.arch == Arch::kB) {
+        Phase phase(*this, "dropout");
+        gpu::dropout_forward(d_.data(), mask_.data(), h_.data(),
+                             static_cast<std::size_t>(n) * kHidden, kDropoutP, cfg_.seed,
+                             rng_stream(RngStream::kDropout, 0), step_.data(), stream_);
+      }
+      return;
     }
     Phase phase(*this, "fc2");
-    gpu::linear_forward(logits_.data(), fc2_in, P(f2w_), P(f2b_), n, kHidden, 1, Epilogue::kNone,
+    gpu::linear_forward(logits_.data(), h_.data(), P(f2w_), P(f2b_), n, kHidden, 1, Epilogue::kNone,
                         cublas_.get(), stream_);
   }
 
+  // fc2, the loss and the gradient back to fc1's output (through the dropout and the ReLU) in one
+  // kernel: dh_ = d(loss) / d(fc1's output before its ReLU).
+  void head(int n) {
+    Phase phase(*this, "fc2+bce_loss+backward");
+    const bool dropout = cfg_.arch == Arch::kB;
+    gpu::logit_head_train({logits_.data(), dlogits_.data(), batch_loss_.data(), loss_sum_.data(),
+                           G(f2w_), G(f2b_), dh_.data()},
+                          {dropout ? d_.data() : h_.data(), h_.data(),
+                           dropout ? mask_.data() : nullptr, kDropoutP, P(f2w_), P(f2b_), Y()},
+                          n, kHidden, cfg_.pos_weight, stream_);
+  }
+
+  // From fc1's output gradient (dh_, the head's) back to the input.
   void backward(int n) {
     NvtxRange range("backward");
-    const std::size_t hidden = static_cast<std::size_t>(n) * kHidden;
     if (cfg_.arch == Arch::kA) {
-      {
-        Phase phase(*this, "fc2.backward");
-        gpu::linear_backward(dh_.data(), G(f2w_), G(f2b_), dlogits_.data(), h_.data(), P(f2w_), n,
-                             kHidden, 1, cublas_.get(), stream_);
-      }
-      {
-        Phase phase(*this, "relu.backward");
-        gpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden, stream_);
-      }
       Phase phase(*this, "fc1.backward");
       gpu::linear_backward(dflat_.data(), G(f1w_), G(f1b_), dh_.data(), s2_.pool.data(), P(f1w_), n,
                            kC2 * kH3 * kH3, kHidden, cublas_.get(), stream_);
     } else {
-      {
-        Phase phase(*this, "fc2.backward");
-        gpu::linear_backward(dd_.data(), G(f2w_), G(f2b_), dlogits_.data(), d_.data(), P(f2w_), n,
-                             kHidden, 1, cublas_.get(), stream_);
-      }
-      {
-        Phase phase(*this, "dropout.backward");
-        gpu::dropout_backward(dh_.data(), dd_.data(), mask_.data(), hidden, kDropoutP, stream_);
-      }
-      {
-        Phase phase(*this, "relu.backward");
-        gpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden, stream_);
-      }
       {
         Phase phase(*this, "fc1.backward");
         gpu::linear_backward(dg_.data(), G(f1w_), G(f1b_), dh_.data(), g_.data(), P(f1w_), n, kC2,
@@ -656,11 +676,7 @@ class CudaBackend final : public TrainingBackend {
   // Everything of a training step after the input copy: what the CUDA graph holds.
   void step_body(int n) {
     forward(n, /*train=*/true);
-    {
-      Phase phase(*this, "bce_loss");
-      gpu::bce_with_logits(dlogits_.data(), batch_loss_.data(), loss_sum_.data(), logits_.data(),
-                           Y(), n, cfg_.pos_weight, stream_);
-    }
+    head(n);
     backward(n);
     optimizer_step();
   }
@@ -720,7 +736,7 @@ class CudaBackend final : public TrainingBackend {
   int next_staging_ = 0;
   cuda::PinnedBuffer<float> staging_logits_;
   Stage s1_, s2_;
-  DeviceBuffer<float> dpool1_, dflat_, h_, dh_, g_, dg_, d_, dd_, logits_, dlogits_, filter_ws_;
+  DeviceBuffer<float> dpool1_, dflat_, h_, dh_, g_, dg_, d_, logits_, dlogits_, filter_ws_;
   DeviceBuffer<std::uint8_t> mask_, cublas_ws_;
   std::size_t f1w_ = 0, f1b_ = 0, f2w_ = 0, f2b_ = 0;
   std::int64_t num_batches_tracked_ = 0;

@@ -12,9 +12,14 @@
 
 namespace octa {
 
-// Which convolution implementation the GPU engine uses (--conv).
-enum class ConvPath { kFused, kCudnn };
-ConvPath parse_conv_path(std::string_view name);  // "fused" | "cudnn"; errors name --conv
+// Which convolution implementation the GPU engine uses (--conv):
+//   kFused      "fused":      octa's own kernels; the stages with Cin >= 8 (conv2 of both models)
+//                             on the tensor cores in 3xTF32 (kernels/conv3x3_tc.hpp), conv1 on the
+//                             CUDA cores (kernels/conv3x3.hpp)
+//   kFusedFp32  "fused-fp32": octa's own kernels, every stage on the CUDA cores in FP32
+//   kCudnn      "cudnn":      cuDNN's convolutions (engine/gpu/cudnn_conv.hpp)
+enum class ConvPath { kFused, kFusedFp32, kCudnn };
+ConvPath parse_conv_path(std::string_view name);  // the names above; errors name --conv
 const char* conv_path_name(ConvPath path);
 
 struct CudaBackendOptions {

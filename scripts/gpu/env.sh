@@ -29,8 +29,9 @@ deps_env() {
   return 0  # callers may run under set -e
 }
 
-# For scripts/profile/*.sh: their positional arguments [model a|b] [conv fused|cudnn] [batch] and
-# environment (BUILD_DIR, DATA_DIR) -> model, conv, batch, build, data, bench (bench_gpu_epoch).
+# For scripts/profile/*.sh: their positional arguments [model a|b] [conv fused|fused-fp32|cudnn]
+# [batch] and environment (BUILD_DIR, DATA_DIR) -> model, conv, batch, build, data, bench
+# (bench_gpu_epoch).
 # The caller shifts the three positional arguments itself.
 # shellcheck disable=SC2034  # the variables are for the caller
 profile_args() {

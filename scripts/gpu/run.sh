@@ -6,8 +6,9 @@
 #                                     # (SANITIZE_TESTS=test_gpu_train SANITIZE_TOOLS=memcheck to narrow)
 #   bash scripts/gpu/run.sh train     # train_gpu: models A and B, 5 epochs each, metrics JSON
 #   bash scripts/gpu/run.sh all       # build test sanitize train, in that order
-#   bash scripts/gpu/run.sh bench     # bench_gpu_epoch: A and B x fused and cudnn x batch 64 and 1024,
-#                                     # JSON each into $OUT; bench_kernels --json $OUT/kernels.json
+#   bash scripts/gpu/run.sh bench     # bench_gpu_epoch: A and B x fused, fused-fp32 and cudnn x batch
+#                                     # 64 and 1024, JSON each into $OUT (BENCH_CONVS="fused cudnn" to
+#                                     # narrow); bench_kernels --json $OUT/kernels.json
 #   bash scripts/gpu/run.sh profile   # scripts/profile/ncu.sh and nsys.sh: model A, fused, batch 64
 # (bench and profile are not part of all; name them.) Library paths: scripts/gpu/env.sh.
 # Each stage appends to $OUT/<stage>.log (the device tool brings $OUT back). A fresh machine keeps
@@ -61,7 +62,7 @@ stage_train() {
 stage_bench() {
   local rc=0
   for m in a b; do
-    for conv in fused cudnn; do
+    for conv in ${BENCH_CONVS:-fused fused-fp32 cudnn}; do
       for b in 64 1024; do
         echo "=== bench_gpu_epoch --model $m --conv $conv --batch-size $b"
         "$build"/bench/bench_gpu_epoch --model "$m" --conv "$conv" --batch-size "$b" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/profile/ncu.sh: Nsight Compute on one training step of bench_gpu_epoch, every kernel of
 # it with the full metric set, on the lent GPU machine (after scripts/gpu/run.sh build):
-#   bash scripts/profile/ncu.sh [model a|b] [conv fused|cudnn] [batch] [more bench_gpu_epoch flags]
+#   bash scripts/profile/ncu.sh [model a|b] [conv fused|fused-fp32|cudnn] [batch] [more bench_gpu_epoch flags]
 #   bash scripts/profile/ncu.sh a fused 64                # the defaults
 #   NCU_SET=detailed bash scripts/profile/ncu.sh b cudnn 1024
 # Writes into $OUT (default ./profiles): ncu_<model>_<conv>_b<batch>.ncu-rep (open it in ncu-ui),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/profile/nsys.sh: an Nsight Systems timeline of 20 training steps of bench_gpu_epoch on
 # the lent GPU machine (after scripts/gpu/run.sh build), with kernel and NVTX summaries as CSV:
-#   bash scripts/profile/nsys.sh [model a|b] [conv fused|cudnn] [batch] [more bench_gpu_epoch flags]
+#   bash scripts/profile/nsys.sh [model a|b] [conv fused|fused-fp32|cudnn] [batch] [more bench_gpu_epoch flags]
 #   bash scripts/profile/nsys.sh a fused 64              # the defaults
 #   NSYS_STEPS=100 bash scripts/profile/nsys.sh b cudnn 1024
 # Writes into $OUT (default ./profiles): nsys_<model>_<conv>_b<batch>.nsys-rep (open it in

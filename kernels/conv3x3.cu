@@ -34,6 +34,52 @@ void check_conv_sizes(const char* op, int N, int Cin, int Cout, int H, int W) {
              plane, INT_MAX);
 }
 
+void check_forward_args(const char* op, const float* out, const float* in, const float* weight,
+                        const float* bias, int N, int Cin, int Cout, int H, int W,
+                        Epilogue epilogue) {
+  check_conv_sizes(op, N, Cin, Cout, H, W);
+  require_pointer(op, "out", out);
+  require_pointer(op, "in", in);
+  require_pointer(op, "weight", weight);
+  require_pointer(op, "bias", bias);
+  OCTA_CHECK(epilogue == Epilogue::kNone || epilogue == Epilogue::kRelu, "{}: unknown epilogue {}",
+             op, static_cast<int>(epilogue));
+}
+
+void check_relu_maxpool_forward_args(const char* op, const char* forward_op, const float* pooled,
+                                     const float* act, const float* in, const float* weight,
+                                     const float* bias, int N, int Cin, int Cout, int H, int W) {
+  check_conv_sizes(op, N, Cin, Cout, H, W);
+  OCTA_CHECK(H % 2 == 0 && W % 2 == 0,
+             "{}: H = {} and W = {} must both be even for the fused 2x2 max-pool (for odd sizes "
+             "use {}, then a pool)",
+             op, H, W, forward_op);
+  require_pointer(op, "pooled", pooled);
+  require_pointer(op, "act", act);
+  require_pointer(op, "in", in);
+  require_pointer(op, "weight", weight);
+  require_pointer(op, "bias", bias);
+}
+
+void check_backward_data_args(const char* op, const float* din, const float* dout,
+                              const float* weight, int N, int Cin, int Cout, int H, int W) {
+  check_conv_sizes(op, N, Cin, Cout, H, W);
+  require_pointer(op, "din", din);
+  require_pointer(op, "dout", dout);
+  require_pointer(op, "weight", weight);
+}
+
+void check_backward_filter_args(const char* op, const float* dweight, const float* dbias,
+                                const char* dout_name, const float* dout, const float* in, int N,
+                                int Cin, int Cout, int H, int W, const float* workspace) {
+  check_conv_sizes(op, N, Cin, Cout, H, W);
+  require_pointer(op, "dweight", dweight);
+  require_pointer(op, "dbias", dbias);
+  require_pointer(op, dout_name, dout);
+  require_pointer(op, "in", in);
+  require_pointer(op, "workspace (conv3x3_backward_filter_workspace floats)", workspace);
+}
+
 void check_grid(const char* op, const char* what, long long blocks, long long limit) {
   OCTA_CHECK(blocks <= limit,
              "{}: {} needs {} blocks, more than the grid allows ({}): use a smaller batch or "
@@ -533,12 +579,8 @@ void backward_filter(float* dweight, float* dbias, const float* dout, const floa
 void check_backward_filter(const char* op, float* dweight, float* dbias, const char* dout_name,
                            const float* dout, const float* in, int N, int Cin, int Cout, int H,
                            int W, float* workspace) {
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "dweight", dweight);
-  require_pointer(op, "dbias", dbias);
-  require_pointer(op, dout_name, dout);
-  require_pointer(op, "in", in);
-  require_pointer(op, "workspace (conv3x3_backward_filter_workspace floats)", workspace);
+  check_backward_filter_args(op, dweight, dbias, dout_name, dout, in, N, Cin, Cout, H, W,
+                             workspace);
   if (Cin == 1) {
     check_wgrad_grid<WgradCin1>(op, Cin, Cout);
   } else {
@@ -564,13 +606,7 @@ void conv_detail::launch_wgrad_finalize(float* dweight, float* dbias, const floa
 void conv3x3_forward(float* out, const float* in, const float* weight, const float* bias, int N,
                      int Cin, int Cout, int H, int W, Epilogue epilogue, cudaStream_t stream) {
   const char* op = "conv3x3_forward";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "out", out);
-  require_pointer(op, "in", in);
-  require_pointer(op, "weight", weight);
-  require_pointer(op, "bias", bias);
-  OCTA_CHECK(epilogue == Epilogue::kNone || epilogue == Epilogue::kRelu, "{}: unknown epilogue {}",
-             op, static_cast<int>(epilogue));
+  check_forward_args(op, out, in, weight, bias, N, Cin, Cout, H, W, epilogue);
   check_direct_grid(op, N, Cout, H, W);
   NvtxRange range(op);
   if (epilogue == Epilogue::kRelu) {
@@ -584,16 +620,8 @@ void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, co
                                   const float* bias, int N, int Cin, int Cout, int H, int W,
                                   cudaStream_t stream) {
   const char* op = "conv3x3_relu_maxpool_forward";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  OCTA_CHECK(H % 2 == 0 && W % 2 == 0,
-             "{}: H = {} and W = {} must both be even for the fused 2x2 max-pool (for odd sizes "
-             "use conv3x3_forward, then a pool)",
-             op, H, W);
-  require_pointer(op, "pooled", pooled);
-  require_pointer(op, "act", act);
-  require_pointer(op, "in", in);
-  require_pointer(op, "weight", weight);
-  require_pointer(op, "bias", bias);
+  check_relu_maxpool_forward_args(op, "conv3x3_forward", pooled, act, in, weight, bias, N, Cin,
+                                  Cout, H, W);
   check_direct_grid(op, N, Cout, H, W);
   NvtxRange range(op);
   launch_direct<false, true, true>(act, pooled, in, weight, bias, N, Cin, Cout, H, W, stream);
@@ -602,10 +630,7 @@ void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, co
 void conv3x3_backward_data(float* din, const float* dout, const float* weight, int N, int Cin,
                            int Cout, int H, int W, cudaStream_t stream) {
   const char* op = "conv3x3_backward_data";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "din", din);
-  require_pointer(op, "dout", dout);
-  require_pointer(op, "weight", weight);
+  check_backward_data_args(op, din, dout, weight, N, Cin, Cout, H, W);
   check_direct_grid(op, N, Cin, H, W);  // the pass produces Cin channels
   NvtxRange range(op);
   // A 3x3 convolution from Cout to Cin channels over the flipped, transposed weights, no bias.

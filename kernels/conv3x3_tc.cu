@@ -12,7 +12,6 @@
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
 #include "kernels/conv3x3_plan.hpp"
-#include "kernels/launch_checks.hpp"
 #include "kernels/maxpool_window.cuh"
 
 namespace octa::gpu {
@@ -402,13 +401,7 @@ __global__ void __launch_bounds__(kWgThreads)
 void conv3x3_tc_forward(float* out, const float* in, const float* weight, const float* bias, int N,
                         int Cin, int Cout, int H, int W, Epilogue epilogue, cudaStream_t stream) {
   const char* op = "conv3x3_tc_forward";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "out", out);
-  require_pointer(op, "in", in);
-  require_pointer(op, "weight", weight);
-  require_pointer(op, "bias", bias);
-  OCTA_CHECK(epilogue == Epilogue::kNone || epilogue == Epilogue::kRelu, "{}: unknown epilogue {}",
-             op, static_cast<int>(epilogue));
+  check_forward_args(op, out, in, weight, bias, N, Cin, Cout, H, W, epilogue);
   check_tc_grid(op, N, Cout, H, W);
   NvtxRange range(op);
   if (epilogue == Epilogue::kRelu) {
@@ -422,16 +415,8 @@ void conv3x3_tc_relu_maxpool_forward(float* pooled, float* act, const float* in,
                                      const float* weight, const float* bias, int N, int Cin,
                                      int Cout, int H, int W, cudaStream_t stream) {
   const char* op = "conv3x3_tc_relu_maxpool_forward";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  OCTA_CHECK(H % 2 == 0 && W % 2 == 0,
-             "{}: H = {} and W = {} must both be even for the fused 2x2 max-pool (for odd sizes "
-             "use conv3x3_tc_forward, then a pool)",
-             op, H, W);
-  require_pointer(op, "pooled", pooled);
-  require_pointer(op, "act", act);
-  require_pointer(op, "in", in);
-  require_pointer(op, "weight", weight);
-  require_pointer(op, "bias", bias);
+  check_relu_maxpool_forward_args(op, "conv3x3_tc_forward", pooled, act, in, weight, bias, N, Cin,
+                                  Cout, H, W);
   check_tc_grid(op, N, Cout, H, W);
   NvtxRange range(op);
   launch_tc<false, true, true>(act, pooled, in, weight, bias, N, Cin, Cout, H, W, stream);
@@ -440,10 +425,7 @@ void conv3x3_tc_relu_maxpool_forward(float* pooled, float* act, const float* in,
 void conv3x3_tc_backward_data(float* din, const float* dout, const float* weight, int N, int Cin,
                               int Cout, int H, int W, cudaStream_t stream) {
   const char* op = "conv3x3_tc_backward_data";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "din", din);
-  require_pointer(op, "dout", dout);
-  require_pointer(op, "weight", weight);
+  check_backward_data_args(op, din, dout, weight, N, Cin, Cout, H, W);
   check_tc_grid(op, N, Cin, H, W);  // the pass produces Cin channels
   NvtxRange range(op);
   // A 3x3 convolution from Cout to Cin channels over the flipped, transposed weights, no bias.
@@ -454,12 +436,7 @@ void conv3x3_tc_backward_filter(float* dweight, float* dbias, const float* dout,
                                 int N, int Cin, int Cout, int H, int W, float* workspace,
                                 cudaStream_t stream) {
   const char* op = "conv3x3_tc_backward_filter";
-  check_conv_sizes(op, N, Cin, Cout, H, W);
-  require_pointer(op, "dweight", dweight);
-  require_pointer(op, "dbias", dbias);
-  require_pointer(op, "dout", dout);
-  require_pointer(op, "in", in);
-  require_pointer(op, "workspace (conv3x3_backward_filter_workspace floats)", workspace);
+  check_backward_filter_args(op, dweight, dbias, "dout", dout, in, N, Cin, Cout, H, W, workspace);
   const long long k_tiles = ceil_div(static_cast<long long>(Cin) * 9, kWgBK);
   check_grid(op, "k tiles (Cin * 9 / 96)", k_tiles, 65535);
   check_grid(op, "output channel tiles", ceil_div(Cout, kWgBO), 65535);

@@ -61,6 +61,30 @@ __device__ __forceinline__ void mma_3xtf32(AccFrag& acc, const FA& a_hi, const F
   wmma::mma_sync(acc, a_hi, b_hi, acc);
 }
 
+// A pixel of the batch a block works on: image n (-1: none, past the pixels it covers), row y,
+// column x. Both kernels keep a table of them in shared memory, one per GEMM row.
+struct Pixel {
+  int n, y, x;
+};
+
+// Pixel m of the batch in row-major order (n, y, x), or none at or past `end`.
+__device__ __forceinline__ Pixel row_major_pixel(long long m, long long end, int H, int W) {
+  if (m >= end) return {-1, 0, 0};
+  const long long row = m / W;
+  return {static_cast<int>(row / H), static_cast<int>(row % H), static_cast<int>(m % W)};
+}
+
+// The im2col element of pixel p for input channel c and tap t = ky * 3 + kx:
+// in[n][c][y + ky - 1][x + kx - 1] of an (N, C, H, W) input, 0 outside the image (the padding),
+// for c >= C (a partial chunk) and for no pixel.
+__device__ __forceinline__ float im2col_at(const float* __restrict__ in, Pixel p, int c, int t,
+                                           int C, int H, int W) {
+  const int gy = p.y + t / 3 - 1, gx = p.x + t % 3 - 1;
+  if (p.n < 0 || c >= C || gy < 0 || gy >= H || gx < 0 || gx >= W) return 0.0f;
+  return in[(static_cast<std::size_t>(p.n) * C + c) * (static_cast<std::size_t>(H) * W) +
+            static_cast<std::size_t>(gy * W + gx)];
+}
+
 // =============================================================================================
 // Forward and backward data: C[m][o] = sum over k of A[m][k] * B[k][o].
 //
@@ -100,9 +124,7 @@ __global__ void __launch_bounds__(kConvThreads)
   static_assert(!(kFlip && kPool), "the backward-data pass has no pooling");
   constexpr int kSmemFloats = cmax(kChunkK * kLdA + BN * kLdB, BN * kLdA);  // staging, then C
   __shared__ __align__(32) float smem[kSmemFloats];
-  __shared__ int pix_n[kBM];  // -1: past the last pixel
-  __shared__ int pix_y[kBM];
-  __shared__ int pix_x[kBM];
+  __shared__ Pixel pix[kBM];
   float* a_s = smem;
   float* b_s = smem + kChunkK * kLdA;
   float* c_s = smem;  // after the main loop
@@ -115,23 +137,17 @@ __global__ void __launch_bounds__(kConvThreads)
 
   if (tid < kBM) {
     const long long m = static_cast<long long>(blockIdx.x) * kBM + tid;
-    int n = -1, y = 0, x = 0;
-    if (m < pixels) {
-      const int mi = static_cast<int>(m);
-      if constexpr (kPool) {
+    if constexpr (kPool) {
+      Pixel p{-1, 0, 0};
+      if (m < pixels) {
+        const int mi = static_cast<int>(m);
         const int wo = W / 2, q = mi / 4, d = mi % 4, r = q % (HW / 4);
-        n = q / (HW / 4);
-        y = 2 * (r / wo) + d / 2;
-        x = 2 * (r % wo) + d % 2;
-      } else {
-        n = mi / HW;
-        y = (mi % HW) / W;
-        x = mi % W;
+        p = {q / (HW / 4), 2 * (r / wo) + d / 2, 2 * (r % wo) + d % 2};
       }
+      pix[tid] = p;
+    } else {
+      pix[tid] = row_major_pixel(m, pixels, H, W);
     }
-    pix_n[tid] = n;
-    pix_y[tid] = y;
-    pix_x[tid] = x;
   }
 
   AccFrag acc[BN / kTile];
@@ -142,14 +158,7 @@ __global__ void __launch_bounds__(kConvThreads)
     __syncthreads();  // the previous chunk has been consumed (the first time: the pixel table)
     for (int i = tid; i < kChunkK * kBM; i += kConvThreads) {
       const int k = i / kBM, ml = i % kBM;
-      const int c = c0 + k / 9, t = k % 9, n = pix_n[ml];
-      const int gy = pix_y[ml] + t / 3 - 1, gx = pix_x[ml] + t % 3 - 1;
-      float v = 0.0f;
-      if (n >= 0 && c < Cin && gy >= 0 && gy < H && gx >= 0 && gx < W) {
-        v = in[(static_cast<std::size_t>(n) * Cin + c) * plane +
-               static_cast<std::size_t>(gy * W + gx)];
-      }
-      a_s[k * kLdA + ml] = v;
+      a_s[k * kLdA + ml] = im2col_at(in, pix[ml], c0 + k / 9, k % 9, Cin, H, W);
     }
     for (int i = tid; i < BN * kChunkK; i += kConvThreads) {
       int ol, k;
@@ -196,7 +205,7 @@ __global__ void __launch_bounds__(kConvThreads)
   if constexpr (kPool) {
     for (int i = tid; i < BN * (kBM / 4); i += kConvThreads) {
       const int ol = i / (kBM / 4), ml = 4 * (i % (kBM / 4));
-      const int o = o0 + ol, n = pix_n[ml];
+      const int o = o0 + ol, n = pix[ml].n;
       if (o >= Cout || n < 0) continue;
       const float b = bias[o];
       float r[4];
@@ -206,7 +215,7 @@ __global__ void __launch_bounds__(kConvThreads)
         r[d] = s < 0.0f ? 0.0f : s;
       }
       const std::size_t p = static_cast<std::size_t>(n) * Cout + o;
-      const int y = pix_y[ml], x = pix_x[ml];  // the window's top-left pixel
+      const int y = pix[ml].y, x = pix[ml].x;  // the window's top-left pixel
       float* a = out + p * plane + static_cast<std::size_t>(y * W + x);
       a[0] = r[0];
       a[1] = r[1];
@@ -218,13 +227,13 @@ __global__ void __launch_bounds__(kConvThreads)
   } else {
     for (int i = tid; i < BN * kBM; i += kConvThreads) {
       const int ol = i / kBM, ml = i % kBM;
-      const int o = o0 + ol, n = pix_n[ml];
+      const int o = o0 + ol, n = pix[ml].n;
       if (o >= Cout || n < 0) continue;
       float s = c_s[ol * kLdA + ml];
       if (bias != nullptr) s += bias[o];
       if constexpr (kRelu) s = s < 0.0f ? 0.0f : s;
       out[(static_cast<std::size_t>(n) * Cout + o) * plane +
-          static_cast<std::size_t>(pix_y[ml] * W + pix_x[ml])] = s;
+          static_cast<std::size_t>(pix[ml].y * W + pix[ml].x)] = s;
     }
   }
 }
@@ -292,9 +301,7 @@ __global__ void __launch_bounds__(kWgThreads)
                                     unsigned long long stride) {
   constexpr int kSmemFloats = cmax((kWgBO + kWgBK) * kLdP, kWgBO * kLdO);  // staging, then C
   __shared__ __align__(32) float smem[kSmemFloats];
-  __shared__ int pix_n[kWgP];  // -1: past the slice's last pixel
-  __shared__ int pix_y[kWgP];
-  __shared__ int pix_x[kWgP];
+  __shared__ Pixel pix[kWgP];
   float* d_s = smem;
   float* a_s = smem + kWgBO * kLdP;
   float* c_s = smem;  // after the main loop
@@ -319,40 +326,22 @@ __global__ void __launch_bounds__(kWgThreads)
 
   for (long long p0 = r_begin * W; p0 < p_end; p0 += kWgP) {
     __syncthreads();  // the previous pixels have been consumed
-    if (tid < kWgP) {
-      const long long p = p0 + tid;
-      int n = -1, y = 0, x = 0;
-      if (p < p_end) {
-        const long long row = p / W;
-        n = static_cast<int>(row / H);
-        y = static_cast<int>(row % H);
-        x = static_cast<int>(p % W);
-      }
-      pix_n[tid] = n;
-      pix_y[tid] = y;
-      pix_x[tid] = x;
-    }
+    if (tid < kWgP) pix[tid] = row_major_pixel(p0 + tid, p_end, H, W);
     __syncthreads();
     for (int i = tid; i < kWgBO * kWgP; i += kWgThreads) {
       const int ol = i / kWgP, pl = i % kWgP;
-      const int o = o0 + ol, n = pix_n[pl];
+      const int o = o0 + ol;
+      const Pixel px = pix[pl];
       float v = 0.0f;
-      if (n >= 0 && o < Cout) {
-        v = dout[(static_cast<std::size_t>(n) * Cout + o) * plane +
-                 static_cast<std::size_t>(pix_y[pl] * W + pix_x[pl])];
+      if (px.n >= 0 && o < Cout) {
+        v = dout[(static_cast<std::size_t>(px.n) * Cout + o) * plane +
+                 static_cast<std::size_t>(px.y * W + px.x)];
       }
       d_s[ol * kLdP + pl] = v;
     }
     for (int i = tid; i < kWgBK * kWgP; i += kWgThreads) {
-      const int kl = i / kWgP, pl = i % kWgP;
-      const int k = k0 + kl, c = k / 9, t = k % 9, n = pix_n[pl];
-      const int gy = pix_y[pl] + t / 3 - 1, gx = pix_x[pl] + t % 3 - 1;
-      float v = 0.0f;
-      if (n >= 0 && k < K && gy >= 0 && gy < H && gx >= 0 && gx < W) {
-        v = in[(static_cast<std::size_t>(n) * Cin + c) * plane +
-               static_cast<std::size_t>(gy * W + gx)];
-      }
-      a_s[kl * kLdP + pl] = v;
+      const int kl = i / kWgP, pl = i % kWgP, k = k0 + kl;
+      a_s[kl * kLdP + pl] = im2col_at(in, pix[pl], k / 9, k % 9, Cin, H, W);  // k < K: c < Cin
     }
     __syncthreads();
 

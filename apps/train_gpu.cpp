@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -21,8 +22,11 @@
 #include "engine/gpu/cuda_backend.hpp"
 #endif
 #include "engine/io/checkpoint.hpp"
+#include "engine/io/output_guard.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/exports.hpp"
+#include "engine/train/interrupt.hpp"
+#include "engine/train/memory_check.hpp"
 #include "engine/train/progress.hpp"
 #include "engine/train/trainer.hpp"
 
@@ -58,6 +62,7 @@ struct Args {
   std::string metrics_out;
   std::string export_init, export_order, export_losses;
   bool eval_every_epoch = false;
+  bool overwrite = false;
   std::string log_level = "info";
 };
 
@@ -72,6 +77,8 @@ Examples:
                                                tensor cores); --conv cudnn: cuDNN's
   train_gpu --resume runs/model_a.safetensors --epochs 8
                                                continue a run from its last checkpoint
+Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves a checkpoint there (mid-epoch) and
+prints the command that resumes it, exiting with 130 or 143; a second signal stops at once.
 Load the weights in PyTorch:
   model.load_state_dict(safetensors.torch.load_file("runs/model_a.safetensors"))
 )";
@@ -145,6 +152,26 @@ int run(const Args& a) {
   to.loss_sync_every = use_gpu ? 100 : 1;
   to.loader_threads =
       a.loader_threads > 0 ? a.loader_threads : octa::default_loader_threads(use_gpu);
+
+  // --- limits and outputs, checked before anything is allocated ----------------------------------
+  const octa::ParamTable table = octa::ParamTable::for_arch(arch);
+  const int ring_slots = std::max(4, 2 * to.loader_threads);  // host_batch_ring's slots
+  octa::check_batch_memory("--batch-size", a.batch_size, table, !use_gpu, ring_slots);
+  octa::check_batch_memory("--test-batch-size", a.test_batch_size, table, !use_gpu, ring_slots);
+  if (!to.checkpoint.empty()) {
+    octa::check_output_path(to.checkpoint, octa::OutputKind::kSafetensors, "--checkpoint",
+                            a.overwrite);
+    octa::check_output_path(octa::optimizer_state_path(to.checkpoint),
+                            octa::OutputKind::kSafetensors, "--checkpoint", a.overwrite);
+  }
+  using octa::OutputKind;
+  for (const auto& [flag, file, kind] :
+       {std::tuple{"--metrics-out", a.metrics_out, OutputKind::kJson},
+        std::tuple{"--export-init", a.export_init, OutputKind::kSafetensors},
+        std::tuple{"--export-order", a.export_order, OutputKind::kSafetensors},
+        std::tuple{"--export-losses", a.export_losses, OutputKind::kJson}}) {
+    if (!file.empty()) octa::check_output_path(file, kind, flag, a.overwrite);
+  }
   const auto make_backend = [&](const octa::BackendConfig& config) {
 #if defined(OCTA_HAVE_CUDA)
     if (use_gpu) {
@@ -158,7 +185,6 @@ int run(const Args& a) {
 
   int epochs_done = 0;
   std::unique_ptr<octa::TrainingBackend> backend;
-  const octa::ParamTable table = octa::ParamTable::for_arch(arch);
   if (!a.resume.empty()) {
     const octa::Checkpoint ck = octa::load_checkpoint(a.resume, table);
     if (ck.training.seed != a.seed) {
@@ -168,9 +194,13 @@ int run(const Args& a) {
     bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
     epochs_done = ck.training.epochs_done;
+    to.resume_within_epoch = ck.training.within_epoch;
     backend = make_backend(bc);
     backend->load(ck.model, &ck.training.optimizer_state);
-    spdlog::info("resumed {} at epoch {} of {}", a.resume, epochs_done, a.epochs);
+    spdlog::info("resumed {} at epoch {} of {}{}", a.resume, epochs_done, a.epochs,
+                 to.resume_within_epoch.batches_done > 0
+                     ? fmt::format(", batch {}", to.resume_within_epoch.batches_done)
+                     : std::string());
   } else {
     backend = make_backend(bc);
     if (!a.init_from.empty()) {
@@ -191,6 +221,8 @@ int run(const Args& a) {
   spdlog::info("MNIST: {} training and {} test images (digit {} vs rest)", train_split.count,
                test_split.count, a.target_digit);
 
+  // From here on SIGINT/SIGTERM stop the run cleanly (engine/train/interrupt.hpp).
+  const octa::InterruptHandler interrupt_handler;
   spdlog::info("model {}: {} trainable parameters; {} on {}; batch {}, {} epochs", a.model,
                table.num_trainable(), octa::optimizer_name(opt.kind), backend->description(),
                a.batch_size, a.epochs);
@@ -231,8 +263,14 @@ int run(const Args& a) {
     for (const auto& e : report.epochs) j["epochs"].push_back(octa::to_json(e));
     j["test"] = octa::to_json(report.test);
     if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
+    octa::mark_octa_json(j, "metrics-1");
     octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
     spdlog::info("metrics: {}", a.metrics_out);
+  }
+  if (const int sig = octa::pending_interrupt()) {
+    spdlog::warn("{} came during the final evaluation; the run had finished",
+                 octa::signal_name(sig));
+    return octa::interrupt_exit_status(sig);
   }
   return 0;
 }
@@ -255,13 +293,18 @@ int main(int argc, char** argv) {
   app.add_option("--model", a.model, "a: the tutorial's CNN; b: BatchNorm + GAP + dropout")
       ->capture_default_str();
   app.add_option("--epochs", a.epochs, "Total epochs (a resumed run continues to this)")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--lr", a.lr, "Learning rate")->capture_default_str();
-  app.add_option("--batch-size", a.batch_size, "Training batch size")->capture_default_str();
+  app.add_option("--batch-size", a.batch_size, "Training batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--test-batch-size", a.test_batch_size, "Evaluation batch size")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--drop-last", a.drop_last, "Drop the last incomplete training batch");
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--target-digit", a.target_digit, "The digit to recognise")->capture_default_str();
   app.add_option("--optimizer", a.optimizer, "adam or sgd")->capture_default_str();
@@ -276,8 +319,10 @@ int main(int argc, char** argv) {
   app.add_option("--pos-weight", a.pos_weight,
                  "BCEWithLogitsLoss pos_weight (about 9 balances 8s against the rest)")
       ->capture_default_str();
-  app.add_option("--max-train", a.max_train, "Use only the first N training images (0: all)");
-  app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)");
+  app.add_option("--max-train", a.max_train, "Use only the first N training images (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--device", a.device, "auto (GPU if usable, else CPU), cuda or cpu")
       ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
       ->capture_default_str();
@@ -286,7 +331,8 @@ int main(int argc, char** argv) {
                  "fused-fp32 (octa's kernels, all on the CUDA cores in FP32) or cudnn")
       ->check(CLI::IsMember({"fused", "fused-fp32", "cudnn"}))
       ->capture_default_str();
-  app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
+  app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("--loader-threads", a.loader_threads,
                  "Threads that shuffle and transform batches ahead of training (0: auto, 1 on "
                  "the CPU path, up to 4 on the GPU)")
@@ -307,6 +353,9 @@ int main(int argc, char** argv) {
                  "Write every epoch's batch order (I64 tensor \"order\" [epochs, images])");
   app.add_option("--export-losses", a.export_losses,
                  "Write every training step's mean loss as JSON (reads the loss every step)");
+  app.add_flag("--overwrite", a.overwrite,
+               "Let output flags replace existing files that octa did not write (octa's own "
+               "checkpoints, metrics and exports are replaced without it)");
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -314,6 +363,13 @@ int main(int argc, char** argv) {
   try {
     octa::init_logging(octa::parse_log_level(a.log_level));
     return run(a);
+  } catch (const octa::Interrupted& stop) {
+    std::fprintf(stderr, "train_gpu: %s\n", stop.what());
+    if (!stop.checkpoint().empty()) {
+      std::fprintf(stderr, "train_gpu: resume with:\n  %s\n",
+                   octa::resume_command({argv, argv + argc}, stop.checkpoint()).c_str());
+    }
+    return octa::interrupt_exit_status(stop.signal());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_gpu: error: %s\n", e.what());
     return 1;

@@ -210,3 +210,32 @@ TEST_CASE("prefetcher: refuses a ring it cannot fill", "[data]") {
   REQUIRE_THROWS_WITH(Prefetcher(split, po, pageable_ring(2, 100)),
                       Catch::Contains("0 loader threads"));
 }
+
+TEST_CASE("prefetcher: first_batch starts a resumed run mid-epoch, at exactly that batch",
+          "[data][resume]") {
+  const auto split = octa::test::synthetic_split(203, 8);  // 4 batches of 64 per epoch
+  const int threads = GENERATE(1, 2);
+  PrefetchOptions po;
+  po.threads = threads;
+  po.batch_size = 64;
+  po.seed = 5;
+  po.first_epoch = 1;
+  po.last_epoch = 3;
+  po.first_batch = 3;
+  Prefetcher pf(split, po, pageable_ring(4, 64));
+  REQUIRE(pf.total_batches() == 2 * 4 - 3);
+  octa::data::BatchLoader loader(split, 64, /*shuffle=*/true, false, 5, 8);
+  std::vector<float> images(64 * kFloats), targets(64);
+  for (const auto& [epoch, b] :
+       {std::pair<std::uint64_t, std::size_t>{1, 3}, {2, 0}, {2, 1}, {2, 2}, {2, 3}}) {
+    loader.start_epoch(epoch);
+    const Prefetcher::Item item = pf.next();
+    const int n = loader.fill(b, images.data(), targets.data(), nullptr);
+    REQUIRE(item.epoch == epoch);
+    REQUIRE(item.index == b);
+    REQUIRE(item.n == n);
+    REQUIRE(std::memcmp(item.batch->images(), images.data(), n * kFloats * sizeof(float)) == 0);
+  }
+  po.first_batch = 4;  // past the epoch's last batch
+  CHECK_THROWS_WITH(Prefetcher(split, po, pageable_ring(4, 64)), Catch::Contains("first batch 4"));
+}

@@ -127,6 +127,21 @@ void read_metadata(const std::filesystem::path& path, const nlohmann::json& valu
   }
 }
 
+// A JSON value for an error message: short scalars as written, anything else described. Never
+// json::dump() of a structure, which recurses once per level: a header nested a million levels
+// deep overflowed the stack in the error message (found by a hand-made input while fuzzing).
+std::string brief(const nlohmann::json& v) {
+  if (v.is_structured()) {
+    const bool flat =
+        v.is_array() && v.size() <= 4 &&
+        std::all_of(v.begin(), v.end(), [](const nlohmann::json& x) { return x.is_primitive(); });
+    if (!flat) return fmt::format("(a JSON {} of {} entries)", v.type_name(), v.size());
+  }
+  std::string s = v.dump();
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
 struct Entry {
   Tensor tensor;
   std::uint64_t begin = 0, end = 0;
@@ -151,13 +166,13 @@ Entry parse_entry(const std::filesystem::path& path, const std::string& name,
   const auto& shape = info["shape"];
   OCTA_CHECK(shape.is_array(), "{}: shape is not an array", where);
   for (const auto& d : shape) {
-    OCTA_CHECK(d.is_number_integer(), "{}: shape entry {} is not an integer", where, d.dump());
+    OCTA_CHECK(d.is_number_integer(), "{}: shape entry {} is not an integer", where, brief(d));
     OCTA_CHECK(d.is_number_unsigned() || d.get<std::int64_t>() >= 0,
-               "{}: shape entry {} is negative", where, d.dump());
+               "{}: shape entry {} is negative", where, brief(d));
     OCTA_CHECK(!d.is_number_unsigned() ||
                    d.get<std::uint64_t>() <=
                        static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
-               "{}: shape entry {} is too large", where, d.dump());
+               "{}: shape entry {} is too large", where, brief(d));
     e.tensor.shape.push_back(d.get<std::int64_t>());
   }
 
@@ -165,7 +180,7 @@ Entry parse_entry(const std::filesystem::path& path, const std::string& name,
   OCTA_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
                  offsets[1].is_number_unsigned(),
              "{}: data_offsets {} must be two non-negative integers [begin, end]", where,
-             offsets.dump());
+             brief(offsets));
   e.begin = offsets[0].get<std::uint64_t>();
   e.end = offsets[1].get<std::uint64_t>();
   OCTA_CHECK(e.begin <= e.end, "{}: data_offsets [{}, {}] are not ordered (begin > end)", where,

@@ -3,16 +3,26 @@
 # UndefinedBehaviorSanitizer (+ LeakSanitizer, on by default with ASan), thread = ThreadSanitizer.
 # Empty (the default) builds without. UBSan stops at the first report (-fno-sanitize-recover), as
 # ASan and TSan do with halt_on_error, so no report can scroll by unnoticed.
-set(OCTA_SANITIZE "" CACHE STRING "Build with a sanitizer: address (ASan + UBSan + LSan), thread (TSan), or empty")
+#
+# octa_sanitizer_flags(<option name> <out var>): the compile/link flags for the sanitizer the cache
+# option names (address, thread or empty), for OCTA_SANITIZE here and emul_kernels_test's
+# OCTA_EMUL_SANITIZE (tests/CMakeLists.txt).
+function(octa_sanitizer_flags option out)
+  set(kind "${${option}}")
+  if(kind STREQUAL "address")
+    set(flags -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  elseif(kind STREQUAL "thread")
+    set(flags -fsanitize=thread)
+  elseif(NOT kind STREQUAL "")
+    message(FATAL_ERROR "${option}='${kind}': use address, thread or empty")
+  endif()
+  set(${out} ${flags} PARENT_SCOPE)
+endfunction()
+
+set(OCTA_SANITIZE "" CACHE STRING
+    "Build with a sanitizer: address (ASan + UBSan + LSan), thread (TSan), or empty")
 set_property(CACHE OCTA_SANITIZE PROPERTY STRINGS "" address thread)
-if(OCTA_SANITIZE STREQUAL "address")
-  set(_octa_sanitize -fsanitize=address,undefined -fno-sanitize-recover=undefined
-                     -fno-omit-frame-pointer)
-elseif(OCTA_SANITIZE STREQUAL "thread")
-  set(_octa_sanitize -fsanitize=thread)
-elseif(NOT OCTA_SANITIZE STREQUAL "")
-  message(FATAL_ERROR "OCTA_SANITIZE='${OCTA_SANITIZE}': use address, thread or empty")
-endif()
+octa_sanitizer_flags(OCTA_SANITIZE _octa_sanitize)
 if(_octa_sanitize)
   if(OCTA_HAVE_CUDA)
     message(FATAL_ERROR "OCTA_SANITIZE needs -DOCTA_ENABLE_CUDA=OFF (the CPU engine): the "

@@ -59,6 +59,20 @@ Finished run_to_end(const std::vector<std::string>& argv,
   return f;
 }
 
+// Runs train_gpu until it logs `line` (the end of an epoch: its checkpoint is being written),
+// lets the next epoch get under way, sends sig, and waits for the end.
+Finished signalled_after(const std::vector<std::string>& argv, const std::string& line, int sig) {
+  ChildProcess child(argv);
+  Finished f;
+  if (child.wait_for(line, 120s)) {
+    std::this_thread::sleep_for(300ms);
+    child.signal(sig);
+    f.status = child.wait_exit(120s);
+  }
+  f.output = child.output();
+  return f;
+}
+
 // Every tensor's bytes, by name.
 std::map<std::string, std::vector<std::byte>> tensors_of(const fs::path& path) {
   std::map<std::string, std::vector<std::byte>> m;
@@ -109,15 +123,11 @@ TEST_CASE(
   INFO(straight.output);
   REQUIRE(straight.status == 0);
 
-  ChildProcess child(train_args(dir / "data", dir / "m.safetensors", run));
-  // Epoch 1 done (its checkpoint is being written); a little later epoch 2 is under way.
-  REQUIRE(child.wait_for("epoch 1/2:", 120s));
-  std::this_thread::sleep_for(300ms);
-  child.signal(SIGINT);
-  const int status = child.wait_exit(120s);
-  INFO(child.output());
-  CHECK(status == 130);
-  CHECK_THAT(child.output(), Catch::Contains("SIGINT: finishing this step") &&
+  const Finished stopped =
+      signalled_after(train_args(dir / "data", dir / "m.safetensors", run), "epoch 1/2:", SIGINT);
+  INFO(stopped.output);
+  CHECK(stopped.status == 130);
+  CHECK_THAT(stopped.output, Catch::Contains("SIGINT: finishing this step") &&
                                  Catch::Contains("stopped by SIGINT in epoch 2/2 after") &&
                                  Catch::Contains("resume with:"));
   const fs::path optim = dir / "m.optim.safetensors";
@@ -127,7 +137,7 @@ TEST_CASE(
   CHECK(batches < 32);  // 2000 images in batches of 64
   CHECK(temporaries_in(dir.path()).empty());
 
-  const std::string resume = printed_resume_command(child.output());
+  const std::string resume = printed_resume_command(stopped.output);
   REQUIRE_THAT(resume, Catch::Contains("--resume") && Catch::Contains("m.safetensors"));
   const Finished resumed = run_to_end({"/bin/sh", "-c", resume});
   INFO(resumed.output);
@@ -140,15 +150,12 @@ TEST_CASE(
 TEST_CASE("SIGTERM mid-epoch: exit 143 and a checkpoint that loads", "[cpu][app][signal]") {
   TempDir dir("sigterm");
   octa::test::write_synthetic_mnist(dir / "data", 2000, 100);
-  ChildProcess child(
-      train_args(dir / "data", dir / "m.safetensors", {"--epochs", "3", "--model", "b"}));
-  REQUIRE(child.wait_for("epoch 1/3:", 120s));
-  std::this_thread::sleep_for(200ms);
-  child.signal(SIGTERM);
-  const int status = child.wait_exit(120s);
-  INFO(child.output());
-  CHECK(status == 143);
-  CHECK_THAT(child.output(), Catch::Contains("stopped by SIGTERM") && Catch::Contains("--resume") &&
+  const Finished stopped = signalled_after(
+      train_args(dir / "data", dir / "m.safetensors", {"--epochs", "3", "--model", "b"}),
+      "epoch 1/3:", SIGTERM);
+  INFO(stopped.output);
+  CHECK(stopped.status == 143);
+  CHECK_THAT(stopped.output, Catch::Contains("stopped by SIGTERM") && Catch::Contains("--resume") &&
                                  Catch::Contains("m.safetensors"));
   const auto ck =
       octa::load_checkpoint(dir / "m.safetensors", octa::ParamTable::for_arch(octa::Arch::kB));

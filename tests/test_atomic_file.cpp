@@ -4,7 +4,6 @@
 // another file.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -16,11 +15,13 @@
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using octa::test::dead_pid;
 using octa::test::TempDir;
 
 std::string read_all(const fs::path& p) {
@@ -30,15 +31,6 @@ std::string read_all(const fs::path& p) {
 
 void touch(const fs::path& p, const std::string& content = "x") {
   std::ofstream(p, std::ios::binary) << content;
-}
-
-// The pid of a process that has exited and been reaped.
-pid_t dead_pid() {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return pid;
 }
 
 std::size_t entries_in(const fs::path& dir) {

@@ -4,7 +4,6 @@
 // metadata that is not a plain number is refused instead of being read as garbage.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -17,6 +16,7 @@
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/train/cpu_backend.hpp"
+#include "tests/support/child_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
@@ -24,15 +24,8 @@ namespace {
 namespace fs = std::filesystem;
 using octa::Arch;
 using octa::ParamTable;
+using octa::test::dead_pid;
 using octa::test::TempDir;
-
-pid_t dead_pid() {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return pid;
-}
 
 // A training state at (epochs, batches) whose weights are all `value`.
 struct Saved {

@@ -80,6 +80,18 @@ void check_mid_epoch_resume(const EpochPosition& start, const TrainOptions& opt,
              start.batches_done, start.images_done, start.loss_sum);
 }
 
+// What a run stopped by a signal before batch b of epoch (0-based) says.
+std::string stop_message(int sig, int epoch, const TrainOptions& opt, std::int64_t b,
+                         std::int64_t steps_per_epoch) {
+  return fmt::format("stopped by {} {}; {}", signal_name(sig),
+                     b == 0 ? fmt::format("at the start of epoch {}/{}", epoch + 1, opt.epochs)
+                            : fmt::format("in epoch {}/{} after {} of its {} batches", epoch + 1,
+                                          opt.epochs, b, steps_per_epoch),
+                     opt.checkpoint.empty()
+                         ? std::string("no checkpoint written (checkpoints are off)")
+                         : fmt::format("checkpoint written: {}", opt.checkpoint.string()));
+}
+
 }  // namespace
 
 TrainReport train(TrainingBackend& backend, const data::Split& train_split,
@@ -152,16 +164,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                    "stopped by {} without saving this state",
                    loss_sum, epoch + 1, b, signal_name(sig));
         save(epoch, {b, epoch_images, loss_sum});
-        throw Interrupted(
-            sig,
-            fmt::format("stopped by {} {}; {}", signal_name(sig),
-                        b == 0 ? fmt::format("at the start of epoch {}/{}", epoch + 1, opt.epochs)
-                               : fmt::format("in epoch {}/{} after {} of its {} batches", epoch + 1,
-                                             opt.epochs, b, steps_per_epoch),
-                        opt.checkpoint.empty()
-                            ? std::string("no checkpoint written (checkpoints are off)")
-                            : fmt::format("checkpoint written: {}", opt.checkpoint.string())),
-            opt.checkpoint);
+        throw Interrupted(sig, stop_message(sig, epoch, opt, b, steps_per_epoch), opt.checkpoint);
       }
       const data::Prefetcher::Item item = batches.next();
       const int n = item.n;

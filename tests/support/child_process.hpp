@@ -1,6 +1,7 @@
 // tests/support/child_process.hpp: running an executable as a child process the test can signal,
 // with its stdout and stderr read together from one pipe, and every wait bounded in time (a
-// child still running when the object goes is killed with SIGKILL and reaped).
+// child still running when the object goes is killed with SIGKILL and reaped); and the pid of a
+// process that is gone, for tests of what dead writers leave behind.
 #pragma once
 
 #include <fcntl.h>
@@ -20,6 +21,15 @@
 extern char** environ;
 
 namespace octa::test {
+
+// The pid of a process that has exited and been reaped: one that is certainly not running.
+inline pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return pid;
+}
 
 class ChildProcess {
  public:

@@ -76,11 +76,12 @@ for t in "${targets[@]}"; do
   echo "== fuzz.sh: $t for $limit: fuzz_$t ${flags[*]} $corpus ${seeds[*]}"
   t0=$SECONDS
   if ((use_jobs)); then
-    # One job (libFuzzer runs it as a child process, its output in fuzz-0.log in the cwd).
+    # One job: libFuzzer runs it as a child process, its output in fuzz-0.log in the cwd, and
+    # prints that log when the job ends.
+    echo "   (as one job: -jobs=1 -workers=1, in $logs)"
     (cd "$logs" && rm -f fuzz-0.log && "$build/fuzz_$t" -jobs=1 -workers=1 "${flags[@]}" \
       "$corpus" "${seeds[@]}" >"$log" 2>&1)
     rc=$?
-    cat "$logs/fuzz-0.log" >>"$log" 2>/dev/null
   else
     "$build/fuzz_$t" "${flags[@]}" "$corpus" "${seeds[@]}" >"$log" 2>&1
     rc=$?

@@ -10,6 +10,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/data/idx.hpp"
+#include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
 #include "engine/io/safetensors.hpp"
 #include "tests/support/files.hpp"
@@ -70,4 +71,35 @@ TEST_CASE(
     CHECK_THROWS_WITH(octa::io::read_safetensors(p), Contains(p.string()) && Contains(c.expect));
     CHECK_FALSE(octa::written_by_octa(p, octa::OutputKind::kSafetensors));
   }
+}
+
+TEST_CASE(
+    "fuzz checkpoint #1: a weights file that fails the model's checks beside a matching "
+    "optimiser state is an error, not an empty model",
+    "[fuzz][io][checkpoint]") {
+  // build-fuzz/artifacts/checkpoint/crash-2adb7a14...: a model B pair whose weights file names its
+  // tensor "bn1.num_batches_tracked" "conv2.weighthes_tracked" instead (the header otherwise
+  // intact, the optimiser state untouched). load_checkpoint returned a Checkpoint with no model
+  // values at all. (The artifact is 334 KB; this builds the same pair.)
+  TempDir dir("fuzz");
+  const auto table = octa::ParamTable::for_arch(octa::Arch::kB);
+  octa::ModelState model;
+  model.values.assign(table.num_total(), 0.25f);
+  octa::TrainingState ts;
+  ts.epochs_done = 2;
+  ts.run_id = "0123456789abcdef";
+  ts.optimizer_state.m.assign(table.num_trainable(), 0.01f);
+  ts.optimizer_state.v.assign(table.num_trainable(), 1e-4f);
+  const auto ck = dir / "c.safetensors";
+  octa::save_checkpoint(ck, table, model, ts);
+  octa::io::SafetensorsFile weights = octa::io::read_safetensors(ck);
+  std::vector<octa::io::TensorRef> refs;
+  for (const auto& t : weights.tensors) {
+    const std::string name =
+        t.name == "bn1.num_batches_tracked" ? "conv2.weighthes_tracked" : t.name;
+    refs.push_back({name, t.dtype, t.shape, t.data.data()});
+  }
+  octa::io::write_safetensors(ck, refs, weights.metadata);
+  CHECK_THROWS_WITH(octa::load_checkpoint(ck, table),
+                    Contains(ck.string()) && Contains("bn1.num_batches_tracked"));
 }

@@ -1,14 +1,14 @@
 // engine/train/cpu_backend.cpp: the training step on the CPU reference path.
 #include "engine/train/cpu_backend.hpp"
 
-#include <thread>
+#include <algorithm>
 #include <vector>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "engine/core/error.hpp"
 #include "engine/core/philox.hpp"
+#include "engine/cpu/blas.hpp"
 #include "engine/cpu/ops.hpp"
 #include "engine/model/cpu_model.hpp"
 
@@ -20,21 +20,22 @@ class CpuBackend final : public TrainingBackend {
   explicit CpuBackend(const BackendConfig& cfg)
       : cfg_(cfg),
         table_(ParamTable::for_arch(cfg.arch)),
-        net_(table_, cfg.max_batch),
+        net_(table_, cfg.activation_batch()),
         optimizer_(cfg.optimizer, table_.num_trainable()),
         grads_(table_.num_trainable()),
-        logits_(static_cast<std::size_t>(cfg.max_batch)),
-        dlogits_(static_cast<std::size_t>(cfg.max_batch)) {
+        logits_(static_cast<std::size_t>(cfg.activation_batch())),
+        dlogits_(static_cast<std::size_t>(cfg.activation_batch())) {
     model_.values.assign(table_.num_total(), 0.0f);
     init_parameters(table_, model_.values.data(), cfg.seed);
   }
 
   std::string description() const override {
-    return fmt::format("cpu ({} threads)", omp_get_max_threads());
+    return fmt::format("cpu reference ({} OpenBLAS threads)", omp_get_max_threads());
   }
   const ParamTable& table() const override { return table_; }
 
   void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
+    cpu::set_blas_threads(omp_get_max_threads());  // OpenBLAS's threads are the only parallelism
     net_.forward(model_.values.data(), images, n, /*train=*/true, cfg_.seed,
                  rng_stream(RngStream::kDropout, static_cast<std::uint64_t>(step)), logits_.data());
     if (!table_.batchnorm_layers().empty()) ++model_.num_batches_tracked;
@@ -51,8 +52,16 @@ class CpuBackend final : public TrainingBackend {
     return s;
   }
 
+  // In pieces of the activations' batch: eval mode treats every image on its own.
   void predict(const float* images, int n, float* logits) override {
-    net_.forward(model_.values.data(), images, n, /*train=*/false, 0, 0, logits);
+    cpu::set_blas_threads(omp_get_max_threads());
+    const int piece = net_.max_batch();
+    for (int i = 0; i < n; i += piece) {
+      const int m = std::min(piece, n - i);
+      net_.forward(model_.values.data(),
+                   images + static_cast<std::size_t>(i) * kImageSize * kImageSize, m,
+                   /*train=*/false, 0, 0, logits + i);
+    }
   }
 
   ModelState model_state() override { return model_; }
@@ -79,8 +88,7 @@ class CpuBackend final : public TrainingBackend {
 
 void set_cpu_threads(int n) {
   OCTA_CHECK(n > 0, "--threads: must be positive, got {}", n);
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
+  omp_set_num_threads(n);  // each backend sets OpenBLAS's own count from it (cpu::set_blas_threads)
 }
 
 std::unique_ptr<TrainingBackend> make_cpu_backend(const BackendConfig& config) {

@@ -55,33 +55,32 @@ std::vector<float> tie_floats(std::size_t n, std::uint64_t seed) {
   return v;
 }
 
-// (C, H, W) natural order -> pool order (conv_kernels.hpp), and back.
-std::vector<float> to_pool_order(const std::vector<float>& v, int C, int H, int W) {
+// (C, H, W) natural order -> pool order (conv_kernels.hpp), or back.
+std::vector<float> reorder(const std::vector<float>& v, int C, int H, int W, bool to_pool) {
   std::vector<float> r(v.size());
   const int Q = (H / 2) * (W / 2);
   for (int c = 0; c < C; ++c) {
     for (int y = 0; y < H; ++y) {
       for (int x = 0; x < W; ++x) {
-        const int col = (y % 2 * 2 + x % 2) * Q + (y / 2) * (W / 2) + x / 2;
-        r[sz(c * H * W + col)] = v[sz(c * H * W + y * W + x)];
+        const auto natural = sz(c * H * W + y * W + x);
+        const auto pooled = sz(c * H * W + (y % 2 * 2 + x % 2) * Q + (y / 2) * (W / 2) + x / 2);
+        if (to_pool) {
+          r[pooled] = v[natural];
+        } else {
+          r[natural] = v[pooled];
+        }
       }
     }
   }
   return r;
 }
 
+std::vector<float> to_pool_order(const std::vector<float>& v, int C, int H, int W) {
+  return reorder(v, C, H, W, true);
+}
+
 std::vector<float> from_pool_order(const std::vector<float>& v, int C, int H, int W) {
-  std::vector<float> r(v.size());
-  const int Q = (H / 2) * (W / 2);
-  for (int c = 0; c < C; ++c) {
-    for (int y = 0; y < H; ++y) {
-      for (int x = 0; x < W; ++x) {
-        const int col = (y % 2 * 2 + x % 2) * Q + (y / 2) * (W / 2) + x / 2;
-        r[sz(c * H * W + y * W + x)] = v[sz(c * H * W + col)];
-      }
-    }
-  }
-  return r;
+  return reorder(v, C, H, W, false);
 }
 
 struct Shape {

@@ -73,6 +73,16 @@ void gemm_tn(int M, int N, int K, const float* A, const float* B, float* C) {
   cpu::gemm<float>(true, false, M, N, K, 1.0f, A, M, B, N, 0.0f, C, N);
 }
 
+// One image's share of a convolution's filter and bias gradients: pw (Cout, Cin*9) = (beta 0) or
+// += (beta 1) dy (Cout, S*S, pool order) * im2col(in)^T, and pb (Cout) += the row sums of dy.
+// col: scratch for the columns.
+void add_filter_gradient(float* pw, double* pb, const float* dy, const float* in, int Cin, int Cout,
+                         int S, float beta, float* col) {
+  im2col3x3_pooled(col, in, Cin, S, S);
+  gemm_nt(Cout, Cin * 9, S * S, dy, col, beta, pw);
+  add_row_sums(pb, dy, Cout, S * S);
+}
+
 }  // namespace
 
 FastModel::FastModel(const ParamTable& table, int capacity) : table_(table), capacity_(capacity) {
@@ -391,16 +401,13 @@ void FastModel::backward_a(const float* state, float* grads, int N) {
       const float* p1 = p1_.data() + sz(i) * kP1;
       maxpool_relu_backward(sc.dy2.data(), dp2_.data() + sz(i) * kFlat, p2_.data() + sz(i) * kFlat,
                             am2_.data() + sz(i) * kFlat, kC2, kS2, kS2);
-      im2col3x3_pooled(sc.col.data(), p1, kC1, kS2, kS2);
-      gemm_nt(kC2, kK2, kHW2, sc.dy2.data(), sc.col.data(), beta, pw2);
-      add_row_sums(pb2, sc.dy2.data(), kC2, kHW2);
+      add_filter_gradient(pw2, pb2, sc.dy2.data(), p1, kC1, kC2, kS2, beta, sc.col.data());
       gemm_tn(kK2, kHW2, kC2, w2, sc.dy2.data(), sc.dcol.data());
       col2im3x3_pooled(sc.dp1.data(), sc.dcol.data(), kC1, kS2, kS2);
       maxpool_relu_backward(sc.dy1.data(), sc.dp1.data(), p1, am1_.data() + sz(i) * kP1, kC1, kS1,
                             kS1);
-      im2col3x3_pooled(sc.col.data(), x_.data() + sz(i) * kHW1, 1, kS1, kS1);
-      gemm_nt(kC1, kK1, kHW1, sc.dy1.data(), sc.col.data(), beta, pw1);
-      add_row_sums(pb1, sc.dy1.data(), kC1, kHW1);
+      add_filter_gradient(pw1, pb1, sc.dy1.data(), x_.data() + sz(i) * kHW1, 1, kC1, kS1, beta,
+                          sc.col.data());
     }
   });
   mark("pool2+relu+conv2+pool1+relu+conv1.backward");
@@ -431,9 +438,8 @@ void FastModel::backward_b(const float* state, float* grads, int N) {
       batchnorm_input_grad(sc.dy2.data(), c2_.data() + sz(i) * kC2 * kHW2, bn2_.save_mean.data(),
                            bn2_.save_invstd.data(), k2.data(), bn2_.mean_dy.data(),
                            bn2_.mean_dy_xhat.data(), kC2, kHW2);
-      im2col3x3_pooled(sc.col.data(), p1_.data() + sz(i) * kP1, kC1, kS2, kS2);
-      gemm_nt(kC2, kK2, kHW2, sc.dy2.data(), sc.col.data(), beta, pw2);
-      add_row_sums(pb2, sc.dy2.data(), kC2, kHW2);
+      add_filter_gradient(pw2, pb2, sc.dy2.data(), p1_.data() + sz(i) * kP1, kC1, kC2, kS2, beta,
+                          sc.col.data());
       gemm_tn(kK2, kHW2, kC2, w2, sc.dy2.data(), sc.dcol.data());
       col2im3x3_pooled(dp1_.data() + sz(i) * kP1, sc.dcol.data(), kC1, kS2, kS2);
     }
@@ -455,9 +461,8 @@ void FastModel::backward_b(const float* state, float* grads, int N) {
       batchnorm_input_grad(sc.dy1.data(), c1_.data() + sz(i) * kC1 * kHW1, bn1_.save_mean.data(),
                            bn1_.save_invstd.data(), k1.data(), bn1_.mean_dy.data(),
                            bn1_.mean_dy_xhat.data(), kC1, kHW1);
-      im2col3x3_pooled(sc.col.data(), x_.data() + sz(i) * kHW1, 1, kS1, kS1);
-      gemm_nt(kC1, kK1, kHW1, sc.dy1.data(), sc.col.data(), beta, pw1);
-      add_row_sums(pb1, sc.dy1.data(), kC1, kHW1);
+      add_filter_gradient(pw1, pb1, sc.dy1.data(), x_.data() + sz(i) * kHW1, 1, kC1, kS1, beta,
+                          sc.col.data());
     }
   });
   mark("pool1+relu+bn1+conv1.backward");

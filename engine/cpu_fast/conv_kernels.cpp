@@ -56,20 +56,24 @@ template <int kH, int kW>
 [[gnu::always_inline]] inline void im2col_planes(float* col, const float* in, int C, int h, int w) {
   const int H = kH != 0 ? kH : h, W = kW != 0 ? kW : w;
   const int Ho = H / 2, Wo = W / 2, Q = Ho * Wo, HW = H * W, PW = Wo + 1, PN = (Ho + 1) * PW;
+  // The padded plane (its border zeroed once), then its parity planes: padded pixel (py, px) =
+  // in (py - 1, px - 1), or 0 on the border.
+  const int PS = W + 2;
+  std::array<float, (kMaxSide + 2) * (kMaxSide + 2)> pad;
+  std::fill(pad.begin(), pad.begin() + (H + 2) * PS, 0.0f);
   ParityPlanes par;
   for (int c = 0; c < C; ++c) {
-    // The padded plane's parity planes: padded pixel (py, px) = in (py - 1, px - 1) or 0.
     const float* src = in + sz(c) * sz(HW);
-    for (int a = 0; a < 2; ++a) {
-      for (int b = 0; b < 2; ++b) {
-        float* pl = &par[sz((a * 2 + b) * PN)];
-        for (int i = 0; i <= Ho; ++i) {
-          const int y = 2 * i + a - 1;
-          for (int j = 0; j <= Wo; ++j) {
-            const int x = 2 * j + b - 1;
-            pl[i * PW + j] = y >= 0 && y < H && x >= 0 && x < W ? src[y * W + x] : 0.0f;
-          }
-        }
+    for (int y = 0; y < H; ++y) {
+      std::memcpy(&pad[sz((y + 1) * PS + 1)], src + sz(y) * sz(W), sz(W) * sizeof(float));
+    }
+    for (int py = 0; py < H + 2; ++py) {
+      const float* r = &pad[sz(py * PS)];
+      float* even = &par[sz((py % 2 * 2) * PN + py / 2 * PW)];
+      float* odd = even + PN;
+      for (int j = 0; j < PW; ++j) {
+        even[j] = r[2 * j];
+        odd[j] = r[2 * j + 1];
       }
     }
     for (int t = 0; t < 9; ++t) {

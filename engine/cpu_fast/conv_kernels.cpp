@@ -212,8 +212,6 @@ void maxpool_relu_backward(float* din, const float* dout, const float* out,
   OCTA_BY_SIZE(unpool_planes, H, W, din, dout, out, argmax, C, H, W);
 }
 
-#undef OCTA_BY_SIZE
-
 OCTA_FAST_CLONES
 void add_bias(float* y, const float* bias, int C, int HW) {
   for (int c = 0; c < C; ++c) {
@@ -225,18 +223,46 @@ void add_bias(float* y, const float* bias, int C, int HW) {
 
 namespace {
 
-// sum of f(x[i]) over n values in double: eight interleaved partial sums (so the loop vectorises)
+// sum of f(i) for i in [0, n) in double: eight interleaved partial sums (so the loop vectorises)
 // combined in a fixed order.
 template <class F>
-double interleaved_sum(const float* x, int n, F f) {
+double interleaved_sum(int n, F f) {
   double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (int k = 0; k < 8; ++k) acc[k] += f(static_cast<double>(x[i + k]));
+    for (int k = 0; k < 8; ++k) acc[k] += f(i + k);
   }
   double tail = 0.0;
-  for (; i < n; ++i) tail += f(static_cast<double>(x[i]));
+  for (; i < n; ++i) tail += f(i);
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+template <int kH, int kW>
+[[gnu::always_inline]] inline void pooled_bn_sums_planes(double* sum_dy, double* sum_dy_xhat,
+                                                         const float* dout, const float* out,
+                                                         const std::uint8_t* argmax, const float* x,
+                                                         const float* mean, const float* invstd,
+                                                         int C, int h, int w) {
+  const int H = kH != 0 ? kH : h, W = kW != 0 ? kW : w;
+  const int Q = (H / 2) * (W / 2), HW = H * W;
+  std::array<float, kMaxSide * kMaxSide / 4> dy, xs;  // per window: dy at the argmax, and x there
+  for (int c = 0; c < C; ++c) {
+    const float* g = dout + sz(c) * sz(Q);
+    const float* o = out + sz(c) * sz(Q);
+    const std::uint8_t* am = argmax + sz(c) * sz(Q);
+    const float* xc = x + sz(c) * sz(HW);
+    for (int q = 0; q < Q; ++q) {
+      dy[sz(q)] = o[q] > 0.0f ? g[q] : 0.0f;
+      const int k = am[q];
+      xs[sz(q)] = k == 0 ? xc[q] : k == 1 ? xc[Q + q] : k == 2 ? xc[2 * Q + q] : xc[3 * Q + q];
+    }
+    const double m = static_cast<double>(mean[c]);
+    sum_dy[c] += interleaved_sum(Q, [&](int q) { return static_cast<double>(dy[sz(q)]); });
+    sum_dy_xhat[c] +=
+        static_cast<double>(invstd[c]) * interleaved_sum(Q, [&](int q) {
+          return static_cast<double>(dy[sz(q)]) * (static_cast<double>(xs[sz(q)]) - m);
+        });
+  }
 }
 
 }  // namespace
@@ -244,14 +270,28 @@ double interleaved_sum(const float* x, int n, F f) {
 OCTA_FAST_CLONES
 void add_row_sums(double* acc, const float* y, int C, int HW) {
   for (int c = 0; c < C; ++c) {
-    acc[c] += interleaved_sum(y + sz(c) * sz(HW), HW, [](double v) { return v; });
+    const float* row = y + sz(c) * sz(HW);
+    acc[c] += interleaved_sum(HW, [row](int i) { return static_cast<double>(row[i]); });
   }
 }
 
 OCTA_FAST_CLONES
 double sum_squared_deviations(const float* x, int n, double mean) {
-  return interleaved_sum(x, n, [mean](double v) { return (v - mean) * (v - mean); });
+  return interleaved_sum(n, [x, mean](int i) {
+    const double d = static_cast<double>(x[i]) - mean;
+    return d * d;
+  });
 }
+
+OCTA_FAST_CLONES
+void pooled_batchnorm_sums(double* sum_dy, double* sum_dy_xhat, const float* dout, const float* out,
+                           const std::uint8_t* argmax, const float* x, const float* mean,
+                           const float* invstd, int C, int H, int W) {
+  OCTA_BY_SIZE(pooled_bn_sums_planes, H, W, sum_dy, sum_dy_xhat, dout, out, argmax, x, mean, invstd,
+               C, H, W);
+}
+
+#undef OCTA_BY_SIZE
 
 OCTA_FAST_CLONES
 void batchnorm_input_grad(float* dy, const float* x, const float* mean, const float* invstd,

@@ -55,6 +55,14 @@ void add_row_sums(double* acc, const float* y, int C, int HW);
 // sum of (x[i] - mean)^2 over n values, in double (interleaved as add_row_sums).
 double sum_squared_deviations(const float* x, int n, double mean);
 
+// BatchNorm's backward sums for one image, from the pooled gradient: per channel, sum_dy +=
+// the sum of dy and sum_dy_xhat += the sum of dy * (x - mean) * invstd, where dy is the gradient
+// the ReLU and the pool pass back (dout at each window's argmax where out > 0, zero elsewhere) and
+// x (C, H*W, pool order) the BatchNorm input. dout, out, argmax: (C, H/2, W/2).
+void pooled_batchnorm_sums(double* sum_dy, double* sum_dy_xhat, const float* dout, const float* out,
+                           const std::uint8_t* argmax, const float* x, const float* mean,
+                           const float* invstd, int C, int H, int W);
+
 // BatchNorm's input gradient, in place: dy (C, HW) becomes
 //   k[c] * (dy - mean_dy[c] - xhat * mean_dy_xhat[c]),  xhat = (x - mean[c]) * invstd[c],
 // k = gamma * invstd (cpu::batchnorm_backward's formula, in float).

@@ -475,8 +475,7 @@ void FastModel::batchnorm_backward_sums(BnBlock& bn, float* dgamma, float* dbeta
                                         const float* p, const std::uint8_t* am, const float* c,
                                         int N, int C, int H) {
   // dy is zero except at each window's argmax where the pooled output is positive, so the sums
-  // run over the pooled values only; c is in pool order (conv_kernels.hpp), so window q's
-  // position k is c[k * Q + q].
+  // run over the pooled values only (pooled_batchnorm_sums).
   const Slots slots{N};
   const int HW = H * H, Q = HW / 4;
   double* part_dy = bn_part_.data();                          // (kSlots, C)
@@ -487,22 +486,10 @@ void FastModel::batchnorm_backward_sums(BnBlock& bn, float* dgamma, float* dbeta
     std::fill(sdy, sdy + C, 0.0);
     std::fill(sdyx, sdyx + C, 0.0);
     for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
-      for (int ch = 0; ch < C; ++ch) {
-        const std::size_t pooled = (sz(i) * sz(C) + sz(ch)) * sz(Q);
-        const float* cx = c + (sz(i) * sz(C) + sz(ch)) * sz(HW);
-        const double mean = static_cast<double>(bn.save_mean[sz(ch)]);
-        const double invstd = static_cast<double>(bn.save_invstd[sz(ch)]);
-        double a = 0.0, b = 0.0;
-        for (int q = 0; q < Q; ++q) {
-          const double dy =
-              p[pooled + sz(q)] > 0.0f ? static_cast<double>(dp[pooled + sz(q)]) : 0.0;
-          const double x = static_cast<double>(cx[sz(am[pooled + sz(q)]) * sz(Q) + sz(q)]);
-          a += dy;
-          b += dy * (x - mean) * invstd;
-        }
-        sdy[ch] += a;
-        sdyx[ch] += b;
-      }
+      const std::size_t pooled = sz(i) * sz(C) * sz(Q);
+      pooled_batchnorm_sums(sdy, sdyx, dp + pooled, p + pooled, am + pooled,
+                            c + sz(i) * sz(C) * sz(HW), bn.save_mean.data(), bn.save_invstd.data(),
+                            C, H, H);
     }
   });
   const double count = static_cast<double>(N) * HW;

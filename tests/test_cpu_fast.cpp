@@ -347,7 +347,8 @@ TEST_CASE("The fast model holds activations for its capacity, not for the evalua
           "[cpu][fast]") {
   const auto table = octa::ParamTable::for_arch(Arch::kB);
   const fast::FastModel small(table, 64), large(table, 128);
-  // Model B at batch 64: about 14 MB (conv1's output for BatchNorm is 6.4 MB of it).
-  CHECK(small.activation_bytes() < std::size_t{16} << 20);
+  // Model B at batch 64: 16.6 MB (conv1's output, kept for BatchNorm, is 6.4 MB of it), against
+  // about 240 MB if sized for an evaluation batch of 1000.
+  CHECK(small.activation_bytes() < std::size_t{20} << 20);
   CHECK(large.activation_bytes() > small.activation_bytes() * 3 / 2);
 }

@@ -142,4 +142,7 @@ plan kernels    90     30
 plan compile    150    60
 plan ncu        150    40
 run_plan "$@"
+# The device tool's reply holds the end of the output: the summary, then a digest of it.
 cat "$work/summary.md" >&3
+env LD_LIBRARY_PATH="$octa_orig_ld_library_path" "$octa_python" "$root/scripts/gpu/summarize.py" \
+  --digest "$work" >&3 2>&1

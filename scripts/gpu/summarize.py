@@ -3,6 +3,8 @@
 from the stage logs and JSON in its work folder (standard library only; Python 3.9+).
 
     python3 scripts/gpu/summarize.py WORK_DIR      # writes WORK_DIR/summary.md and summary.json
+    python3 scripts/gpu/summarize.py --digest WORK_DIR   # also prints a digest of a few lines (the
+                                                         # last thing a run prints)
 
 WORK_DIR is what scripts/gpu/stages.sh lays out (gpu-out/first-light/ on the machine; the same
 inside first-light.tar.gz): meta.tsv, stages.tsv, commands.tsv, env/, build/, tests/, selftest/,
@@ -698,6 +700,39 @@ def render_md(r: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def render_digest(r: dict) -> str:
+    """A few lines: the stages, then the headline of each part (the device tool's reply shows the
+    end of a run's output, so this is printed last)."""
+    m = r["machine"]
+    L = [f"== {Path(r.get('script') or 'run').stem} digest: {m.get('device_name') or 'no GPU seen'}, "
+         f"commit {r['commit'][:12]}, {'complete' if r['complete'] else 'INCOMPLETE'}",
+         "stages: " + ", ".join(f"{s['name']} {s['status']}" for s in r["stages"])]
+    t = r.get("tests")
+    if t:
+        L.append(f"[gpu] tests: {t['total']} cases: " +
+                 ", ".join(f"{v} {k}" for k, v in sorted(t["counts"].items())) +
+                 "".join(f"\n  {c['status'].upper()}: {c['name']}" for c in t["cases"]
+                         if c["status"] not in ("passed", "skipped"))[:1500])
+    for x in r["train"]:
+        verdict = ("met" if x.get("target_met") else f"missed by {x.get('short_by_points')} points"
+                   if x.get("target_met") is False else outcome_text(x["outcome"]))
+        L.append(f"train {x['model']} {x['conv']}: {pct(x.get('test_accuracy'))} ({verdict})")
+    for x in r["bench"]:
+        if x.get("batch") == 64 and x.get("model") == "A":
+            L.append(f"bench A {x.get('conv')} b64: {num(x.get('median_epoch_seconds'), '{:.4f}')} s/epoch"
+                     f" ({outcome_text(x['outcome'])})")
+    for x in r["pytorch"]:
+        L.append(f"torch {x.get('variant') or x['run']}: {num(x.get('median_epoch_seconds'), '{:.4f}')}"
+                 f" s/epoch ({outcome_text(x['outcome'])})")
+    for tool in ("memcheck", "racecheck", "initcheck"):
+        if r.get(tool):
+            L.append(f"{tool}: {r[tool]['clean']} of {r[tool]['total']} runs clean")
+    for key in ("bench_kernels", "ncu"):
+        if r.get(key):
+            L.append(f"{key}: {outcome_text(r[key]['outcome'])}")
+    return "\n".join(L) + "\n"
+
+
 def write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(text)
@@ -705,6 +740,8 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def main(argv: list) -> int:
+    digest = bool(argv) and argv[0] == "--digest"
+    argv = argv[1:] if digest else argv
     if len(argv) != 1:
         print(__doc__.strip(), file=sys.stderr)
         return 2
@@ -715,6 +752,8 @@ def main(argv: list) -> int:
     rec = build_record(work)
     write_atomically(work / "summary.json", json.dumps(rec, indent=2) + "\n")
     write_atomically(work / "summary.md", render_md(rec))
+    if digest:
+        sys.stdout.write(render_digest(rec))
     return 0
 
 

@@ -279,6 +279,15 @@ class SummaryOfASuccessfulRun(unittest.TestCase):
         self.assertAlmostEqual(cmp["fused"]["torch_over_octa"], 1.26 / 0.051)
         self.assertIn("fused 0.0510 s = 24.7x faster than eager", self.md)
 
+    def test_digest(self):
+        out = subprocess.run([sys.executable, str(SUMMARIZE), "--digest", str(self.work)],
+                             check=True, capture_output=True, text=True).stdout
+        self.assertIn(f"first-light digest: {DEVICE}, commit 0123456789ab, complete", out)
+        self.assertIn("train A cudnn: 99.50% (missed by 0.1 points)", out)
+        self.assertIn("bench A fused b64: 0.0510 s/epoch (ok)", out)
+        self.assertIn("memcheck: 1 of 1 runs clean", out)
+        self.assertLess(len(out), 2000)
+
     def test_memcheck(self):
         s = self.rec["memcheck"]
         self.assertEqual((s["clean"], s["total"]), (1, 1))

@@ -33,12 +33,8 @@
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
-# shellcheck source=scripts/gpu/env.sh
-source "$root/scripts/gpu/env.sh"
 # shellcheck source=scripts/gpu/stages.sh
-source "$root/scripts/gpu/stages.sh"
-# shellcheck source=scripts/gpu/sanitize.sh
-source "$root/scripts/gpu/sanitize.sh"
+source "$root/scripts/gpu/stages.sh"  # (and env.sh, sanitize.sh)
 build=${BUILD_DIR:-$root/build-gpu}
 data=$root/data
 
@@ -54,11 +50,11 @@ stage_env() {
     echo "PATH: $PATH"
   } >>"$e/deps.txt"
   cat "$e/deps.txt"
-  local cuda
+  local cuda rc=0
   cuda=$(cuda_root)
-  local rc=0
-  tmo probe 30 "$octa_python" "$root/scripts/gpu/probe_env.py" ${cuda:+--cuda-lib "$cuda/lib64"} \
-    ${cudnn_library:+--cudnn "$cudnn_library"} --out "$e/probe.json" || rc=1
+  # (nvidia-smi's query comes last in probe_machine: where the device is in a bad state it may
+  # hang, and its limit ends it; the full nvidia-smi calls below are made only where it answered)
+  probe_machine "$e" || rc=$?
   {
     echo "== nvcc: $(command -v nvcc) -> $(readlink -f "$(command -v nvcc)" 2>/dev/null)"
     nvcc --version 2>&1
@@ -81,16 +77,10 @@ stage_env() {
     for t in compute-sanitizer ncu nsys cuobjdump cuda-gdb; do echo "$t: $(find_tool "$t" || echo 'not found')"; done
   } >"$e/versions.txt" 2>&1
   cat "$e/versions.txt"
-  # nvidia-smi last: where the device is in a bad state it may hang (its limit ends it, and the
-  # other two calls are then not made).
-  if tmo nvidia-smi-query 20 nvidia-smi --format=csv \
-    --query-gpu=name,driver_version,compute_cap,memory.total,pci.bus_id,clocks.max.sm,clocks.max.mem,clocks.sm,power.limit,persistence_mode,mig.mode.current,ecc.mode.current \
-    >"$e/gpu.csv" 2>&1; then
+  if [ "$(command_status nvidia-smi-query)" = ok ]; then
     tmo nvidia-smi 20 nvidia-smi >"$e/nvidia-smi.txt" 2>&1
     cat "$e/nvidia-smi.txt"
     tmo nvidia-smi-q 20 nvidia-smi -q >"$e/nvidia-smi-q.txt" 2>&1
-  else
-    rc=$?
   fi
   return $rc
 }

@@ -202,23 +202,37 @@ part_build() {
   fi
 }
 
-part_first() {
-  local out=$outs/first-light
+# run_light NAME BUDGET: NAME.sh (first-light or second-light) end to end in the namespace, on the
+# rehearsal build, with the stand-in tools; then the checks of its $OUT (check_out).
+run_light() {
+  local name=$1 budget=$2 out=$outs/$1
   rm -rf "$out" && mkdir -p "$out"
-  rm -rf "$scratch/deps"  # unpacked again in the env stage, as on a fresh machine
-  say "first-light.sh in the namespace (build reused from $build), OUT=$out"
-  local t0=$SECONDS
+  say "$name.sh in the namespace (build reused from $build), OUT=$out"
   make_fakes
+  local t0=$SECONDS
   in_namespace env PATH="$scratch/fakebin:$PATH" OUT="$out" BUILD_DIR="$build" BUILD_JOBS=2 \
-    OCTA_COMMIT="$(git rev-parse HEAD)" bash scripts/gpu/first-light.sh >"$outs/first-light.stdout" 2>&1
+    OCTA_COMMIT="$(git rev-parse HEAD)" bash "scripts/gpu/$name.sh" >"$outs/$name.stdout" 2>&1
   local rc=$? took=$((SECONDS - t0))
-  tail -n 40 "$outs/first-light.stdout"
-  check_out "first-light" "$out" "$rc" "$took" 540
+  tail -n 30 "$outs/$name.stdout"
+  check_out "$name" "$out" "$rc" "$took" "$budget"
+}
+
+part_first() {
+  rm -rf "$scratch/deps"  # unpacked again in the env stage, as on a fresh machine
+  run_light first-light 540
   local w=$root/gpu-out/first-light
   check "first-light: memcheck ran every test_gpu_train case, then the other executables" \
     bash -c "[ \$(ls '$w/memcheck' | wc -l) -eq \$((\$('$build/tests/test_gpu_train' --list-test-names-only | grep -c .) + 3)) ]"
   check "first-light: every stage ended (none killed, none left unreached)" \
-    python3 -c "import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r['complete'] else 1)" "$out/summary.json"
+    python3 -c "import json, sys; r = json.load(open(sys.argv[1])); sys.exit(0 if r['complete'] else 1)" "$outs/first-light/summary.json"
+}
+
+part_second() {
+  run_light second-light 240
+  local w=$root/gpu-out/second-light
+  check "second-light: the ncu stage's report went beside the archive" test -f "$outs/second-light/ncu_a_fused_b64.ncu-rep"
+  check "second-light: racecheck and initcheck ran each planned case through the sanitizer" \
+    bash -c "[ \$(ls '$w/racecheck' | wc -l) -ge 3 ] && [ \$(ls '$w/initcheck' | wc -l) -eq 4 ]"
 }
 
 # The time box: a hanging nvidia-smi and a short budget (FL_TOTAL_S=120) must end the run in time,
@@ -264,22 +278,6 @@ sys.exit(0 if s['build'] == 'ok' and s['tests'] == 'ok' else 1)" "$out/summary.j
   check "killed: the summary says the run did not end and which stages were not reached" \
     python3 -c "import json, sys; r = json.load(open(sys.argv[1]))
 sys.exit(0 if not r['complete'] and any(s['status'] == 'not-reached' for s in r['stages']) else 1)" "$kout/summary.json"
-}
-
-part_second() {
-  local out=$outs/second-light
-  rm -rf "$out" && mkdir -p "$out"
-  say "second-light.sh in the namespace (build reused from $build), OUT=$out"
-  local t0=$SECONDS
-  make_fakes
-  in_namespace env PATH="$scratch/fakebin:$PATH" OUT="$out" BUILD_DIR="$build" BUILD_JOBS=2 \
-    OCTA_COMMIT="$(git rev-parse HEAD)" bash scripts/gpu/second-light.sh >"$outs/second-light.stdout" 2>&1
-  local rc=$? took=$((SECONDS - t0))
-  tail -n 30 "$outs/second-light.stdout"
-  check_out "second-light" "$out" "$rc" "$took" 240
-  check "second-light: the ncu stage's report went beside the archive" test -f "$out/ncu_a_fused_b64.ncu-rep"
-  check "second-light: racecheck and initcheck ran each planned case through the sanitizer" \
-    bash -c "[ \$(ls '$root/gpu-out/second-light/racecheck' | wc -l) -ge 3 ] && [ \$(ls '$root/gpu-out/second-light/initcheck' | wc -l) -eq 4 ]"
 }
 
 # check_out NAME OUT RC SECONDS BUDGET: what the device tool would bring back, and its shape.

@@ -26,12 +26,8 @@
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 1
-# shellcheck source=scripts/gpu/env.sh
-source "$root/scripts/gpu/env.sh"
 # shellcheck source=scripts/gpu/stages.sh
-source "$root/scripts/gpu/stages.sh"
-# shellcheck source=scripts/gpu/sanitize.sh
-source "$root/scripts/gpu/sanitize.sh"
+source "$root/scripts/gpu/stages.sh"  # (and env.sh, sanitize.sh)
 build=${BUILD_DIR:-$root/build-gpu}
 data=$root/data
 export SANITIZE_CASE_S=${SANITIZE_CASE_S:-90}
@@ -39,14 +35,8 @@ export SANITIZE_CASE_S=${SANITIZE_CASE_S:-90}
 stage_env() {
   mkdir -p "$work/env"
   deps_env >"$work/env/deps.txt" 2>&1  # (not in a pipeline: it sets this shell's variables)
-  local cuda
-  cuda=$(cuda_root)
-  tmo nvidia-smi-query 20 nvidia-smi --format=csv \
-    --query-gpu=name,driver_version,compute_cap,memory.total,pci.bus_id,clocks.max.sm,clocks.max.mem,clocks.sm,power.limit,persistence_mode,mig.mode.current,ecc.mode.current \
-    >"$work/env/gpu.csv" 2>&1
-  local rc=$?
-  tmo probe 30 "$octa_python" "$root/scripts/gpu/probe_env.py" ${cuda:+--cuda-lib "$cuda/lib64"} \
-    ${cudnn_library:+--cudnn "$cudnn_library"} --out "$work/env/probe.json" || rc=1
+  local rc=0
+  probe_machine "$work/env" || rc=$?
   {
     echo "== tools"
     local t

@@ -15,6 +15,7 @@
 #                                  left), stdout line-buffered; its outcome goes to commands.tsv
 #                                  and the progress log
 #   stage_left                     (in a stage) seconds until the stage's deadline
+#   command_status LABEL           (in a stage) ok, failed, timeout or skipped: the last tmo LABEL
 #   stage_skip REASON              (in a stage) return 125 with a reason: the stage is "skipped"
 #   note TEXT                      a line on stdout and in progress.log
 #
@@ -29,6 +30,14 @@
 #   progress.log   what was printed on stdout, with seconds since the start
 #   logs/NN-NAME.log  each stage's whole output
 # and summary.md + summary.json (scripts/gpu/summarize.py), copied beside the archive.
+#
+#   probe_machine DIR              (in a stage) DIR/probe.json (scripts/gpu/probe_env.py: driver,
+#                                  runtime, cuBLAS and cuDNN versions, the device) and DIR/gpu.csv
+#                                  (nvidia-smi's query; a hung one is stopped at 20 s)
+# Sourcing this sources scripts/gpu/env.sh (first) and scripts/gpu/sanitize.sh (last) too.
+_stages_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/gpu/env.sh
+source "$_stages_dir/env.sh"
 # shellcheck disable=SC2154  # octa_env_root, octa_python, octa_orig_ld_library_path: env.sh's
 sl_pack_reserve=15
 
@@ -84,6 +93,10 @@ plan() {
 }
 
 stage_left() { echo $((stage_deadline - $(date +%s))); }
+
+command_status() {
+  awk -F'\t' -v s="$sl_stage" -v l="$1" '$1 == s && $2 == l {st = $3} END {print st}' "$work/commands.tsv"
+}
 
 stage_skip() {
   stage_note=$1
@@ -219,6 +232,17 @@ run_plan() {
   note "$sl_name: done after $(($(date +%s) - sl_t0))s of ${sl_total}s; \$OUT: $(find "$out" -maxdepth 1 -type f -printf '%f ')"
 }
 
+probe_machine() {
+  local dir=$1 cuda rc=0
+  cuda=$(cuda_root)
+  tmo probe 30 "$octa_python" "$octa_env_root/scripts/gpu/probe_env.py" ${cuda:+--cuda-lib "$cuda/lib64"} \
+    ${cudnn_library:+--cudnn "$cudnn_library"} --out "$dir/probe.json" || rc=$?
+  tmo nvidia-smi-query 20 nvidia-smi --format=csv \
+    --query-gpu=name,driver_version,compute_cap,memory.total,pci.bus_id,clocks.max.sm,clocks.max.mem,clocks.sm,power.limit,persistence_mode,mig.mode.current,ecc.mode.current \
+    >"$dir/gpu.csv" 2>&1 || rc=$?
+  return $rc
+}
+
 # A name for files from a label: letters, digits, '.', '_' and '-' only.
 file_name() { printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_' | cut -c1-80; }
 
@@ -227,3 +251,6 @@ conv_choices() {
   "$1" --help 2>/dev/null | grep -- '--conv' | grep -o '{[^}]*}' | head -n 1 | tr -d '{}' |
     tr ',' '\n' | grep -vx auto
 }
+
+# shellcheck source=scripts/gpu/sanitize.sh
+source "$_stages_dir/sanitize.sh"

@@ -7,7 +7,7 @@ library only (ctypes), before anything of octa is built.
 Reads, each independently (a library that is missing or fails is recorded, not fatal):
   driver   libcuda.so.1: cuDriverGetVersion, and for each device cuDeviceGetName (the device name
            as the driver reports it), compute capability, memory, multiprocessors, clocks, L2;
-  runtime  libcudart.so from --cuda-lib (the CUDA toolkit octa is built with): cudaRuntimeGetVersion;
+  runtime  libcudart.so from --cuda-lib (the toolkit octa is built with): cudaRuntimeGetVersion;
   cublas   libcublas.so from --cuda-lib: cublasGetProperty (major, minor, patch);
   cudnn    --cudnn (the library octa links; default libcudnn.so.9 on the loader path):
            cudnnGetVersion and cudnnGetCudartVersion.

@@ -154,7 +154,8 @@ def parse_machine(work: Path, bench_runs: list) -> dict:
     m["cxx"] = cxx[1].strip() if cxx else None
     cm = re.search(r"cmake version ([\w.\-]+)", versions)
     m["cmake_version"] = cm[1] if cm else None
-    tools = dict(re.findall(r"^(compute-sanitizer|ncu|nsys|cuobjdump|cuda-gdb): (.*)$", versions, re.M))
+    tools = dict(re.findall(r"^(compute-sanitizer|ncu|nsys|cuobjdump|cuda-gdb): (.*)$", versions,
+                            re.M))
     m["tools"] = tools or None
     errors = {k: v["error"] for k, v in probe.items() if isinstance(v, dict) and v.get("error")}
     m["probe_errors"] = errors or None
@@ -166,7 +167,8 @@ def parse_build(work: Path) -> dict | None:
     if not log:
         return None
     targets = {}
-    for name, state in re.findall(r"^build\.sh: target (\S+) (built|failed|not-defined)$", log, re.M):
+    for name, state in re.findall(r"^build\.sh: target (\S+) (built|failed|not-defined)$", log,
+                                  re.M):
         targets[name] = state
     conf = re.search(r"^-- (octa [\d.]+: build type .*)$", log, re.M)
     compiled_cudnn = re.search(r"cuDNN ([\d.]+), architectures", log)
@@ -186,15 +188,16 @@ def parse_build(work: Path) -> dict | None:
         b["slowest_steps"] = [{"seconds": round(s, 1), "output": o} for s, o in steps[:5]]
     if "WARNINGS-NOT-ERRORS FALLBACK" in log:
         b["werror_fallback"] = True
-        b["warnings_made_errors"] = re.findall(r"^  (.*(?:\[-Werror=|error #\d+-D).*)$", log, re.M)[:40]
+        b["warnings_made_errors"] = re.findall(r"^  (.*(?:\[-Werror=|error #\d+-D).*)$", log,
+                                               re.M)[:40]
     errs = [ln for ln in log.splitlines() if re.search(r"error|FAILED|CMake Error", ln)]
     if errs:
         b["errors"] = errs[:20]
     return b
 
 
-CTEST_LINE = re.compile(r"^\s*\d+/\d+ Test\s+#\d+: (?P<name>.+?) \.+\s*(?:\*\*\*)?(?P<status>[A-Za-z][^\d]*?)"
-                        r"\s+(?P<sec>[\d.]+) sec", re.M)
+CTEST_LINE = re.compile(r"^\s*\d+/\d+ Test\s+#\d+: (?P<name>.+?) \.+\s*(?:\*\*\*)?"
+                        r"(?P<status>[A-Za-z][^\d]*?)\s+(?P<sec>[\d.]+) sec", re.M)
 
 
 def parse_tests(work: Path) -> dict | None:
@@ -409,12 +412,16 @@ def parse_kernels(work: Path) -> dict | None:
     k = {"outcome": command_outcome(log)}
     if isinstance(j, dict):
         k["peaks"] = j.get("peaks")
-        k["rows"] = [{"kernel": r.get("kernel"), "shape": r.get("shape"), "batch": r.get("batch"),
-                      "time_us": (r.get("octa") or {}).get("time_us"),
-                      "percent_of_peak": r.get("percent_of_peak"),
-                      "counterpart": (r.get("counterpart") or {}).get("name"),
-                      "octa_over_counterpart": (r.get("counterpart") or {}).get("octa_over_counterpart"),
-                      "error": r.get("error")} for r in j.get("rows") or []]
+        k["rows"] = []
+        for r in j.get("rows") or []:
+            cp = r.get("counterpart") or {}
+            k["rows"].append({"kernel": r.get("kernel"), "shape": r.get("shape"),
+                              "batch": r.get("batch"),
+                              "time_us": (r.get("octa") or {}).get("time_us"),
+                              "percent_of_peak": r.get("percent_of_peak"),
+                              "counterpart": cp.get("name"),
+                              "octa_over_counterpart": cp.get("octa_over_counterpart"),
+                              "error": r.get("error")})
     else:
         k["errors"] = error_lines(log) or [tail(log, 3)]
     return k
@@ -435,7 +442,7 @@ def parse_ncu(work: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------------
 
 def comparison(bench: list, torch_runs: list) -> list:
-    """octa's median epoch (bench_gpu_epoch) against PyTorch eager's (same run), model A batch 64."""
+    """octa's median epoch (bench_gpu_epoch) against PyTorch eager's, same run, model A batch 64."""
     eager = next((t for t in torch_runs if t.get("variant") == "eager" and t.get("model") == "A"
                   and t.get("batch") == 64 and t.get("median_epoch_seconds")), None)
     out = []
@@ -457,7 +464,8 @@ def in_run_order(runs: list, commands: list, label) -> list:
 
 def build_record(work: Path) -> dict:
     meta = read_meta(work)
-    stages = read_tsv(work / "stages.tsv", ["name", "status", "exit", "seconds", "budget_s", "note"])
+    stages = read_tsv(work / "stages.tsv",
+                      ["name", "status", "exit", "seconds", "budget_s", "note"])
     commands = read_tsv(work / "commands.tsv",
                         ["stage", "label", "status", "exit", "seconds", "limit_s"])
     planned = meta.get("plan", "").split()
@@ -547,8 +555,9 @@ def render_md(r: dict) -> str:
              (f"; uncommitted changes: {r['tree_dirty']}" if r.get("tree_dirty") else "") + ".")
     L.append("")
     mem = m.get("memory_bytes")
+    gib = num(mem / 2**30 if mem else None, "{:.1f}")
     L.append((f"Device: {m['device_name']} ({m.get('device_name_source')}), compute capability "
-              f"{v(m.get('compute_capability'))}, {num(mem / 2**30 if mem else None, '{:.1f}')} GiB, "
+              f"{v(m.get('compute_capability'))}, {gib} GiB, "
               f"{v(m.get('multiprocessors'))} SMs." if m.get("device_name") else
               "Device: none seen (no driver or no GPU).") +
              f" Driver {v(m.get('driver_version'))} (CUDA {v(m.get('driver_cuda_version'))}), CUDA "
@@ -567,15 +576,16 @@ def render_md(r: dict) -> str:
     b = r.get("build")
     if b:
         L += ["", "## Build", ""]
-        L.append(f"{outcome_text(b['outcome'])}; {b.get('configure_summary') or 'no configure summary'}.")
+        conf = b.get("configure_summary") or "no configure summary"
+        L.append(f"{outcome_text(b['outcome'])}; {conf}.")
         if b.get("targets"):
             L.append("Targets: " + ", ".join(f"{k} {v}" for k, v in b["targets"].items()) + ".")
         if b.get("compile_seconds_total") is not None:
-            L.append(f"Compile/link steps: {b['compile_seconds_total']} s in all; slowest: " +
-                     ", ".join(f"{s['output']} {s['seconds']} s" for s in b["slowest_steps"][:3]) + ".")
+            slow = ", ".join(f"{s['output']} {s['seconds']} s" for s in b["slowest_steps"][:3])
+            L.append(f"Compile/link steps: {b['compile_seconds_total']} s in all; slowest: {slow}.")
         if b.get("werror_fallback"):
-            L += ["", "**Built with warnings NOT as errors (build.sh's fallback): this compiler warns "
-                  "where CI's does not. Fix these, then the build counts:**", "", "```"]
+            L += ["", "**Built with warnings NOT as errors (build.sh's fallback): this compiler "
+                  "warns where CI's does not. Fix these, then the build counts:**", "", "```"]
             L += b.get("warnings_made_errors") or ["(see build/build.log)"]
             L += ["```"]
         elif b.get("errors"):
@@ -600,8 +610,9 @@ def render_md(r: dict) -> str:
 
     s = r.get("selftest")
     if s:
+        cases = s.get("cases")
         L += ["", "## octa_selftest", "", f"{outcome_text(s['outcome'])}" +
-              (f"; {s['cases']['passed']}/{s['cases']['total']} cases passed" if s.get("cases") else "") +
+              (f"; {cases['passed']}/{cases['total']} cases passed" if cases else "") +
               ("" if s["json"] else "; no JSON written") + "."]
         if s.get("log_tail"):
             L += ["", "```", s["log_tail"], "```"]
@@ -611,13 +622,14 @@ def render_md(r: dict) -> str:
         rows = []
         for x in r["train"]:
             accs = " ".join(pct(e.get("test_accuracy")) for e in x.get("epochs", []))
-            verdict = ("met" if x.get("target_met") else
-                       f"MISSED by {x['short_by_points']} points" if x.get("target_met") is False else
-                       x.get("target_note") or "-")
-            rows.append([x["model"], x["conv"], outcome_text(x["outcome"]), pct(x.get("test_accuracy")),
+            met = x.get("target_met")
+            verdict = ("met" if met else f"MISSED by {x['short_by_points']} points"
+                       if met is False else x.get("target_note") or "-")
+            secs = " ".join(num(e.get("seconds"), "{:.2f}") for e in x.get("epochs", []))
+            rows.append([x["model"], x["conv"], outcome_text(x["outcome"]),
+                         pct(x.get("test_accuracy")),
                          f">= {pct(x.get('target'))}: {verdict}" if x.get("target") else "-",
-                         accs or "-", num(x.get("median_epoch_seconds")),
-                         " ".join(num(e.get("seconds"), "{:.2f}") for e in x.get("epochs", [])) or "-"])
+                         accs or "-", num(x.get("median_epoch_seconds")), secs or "-"])
         L += table(["model", "conv", "run", "test accuracy", "target", "accuracy by epoch",
                     "median epoch s (2..)", "epoch seconds"], rows)
         for x in r["train"]:
@@ -627,9 +639,10 @@ def render_md(r: dict) -> str:
     if r["bench"]:
         L += ["", "## bench_gpu_epoch (median epoch after the first; 60,000 images)", ""]
         rows = [[x.get("model"), x.get("conv"), x.get("batch"), outcome_text(x["outcome"]),
-                 num(x.get("median_epoch_seconds"), "{:.4f}"), num(x.get("images_per_second"), "{:,.0f}"),
-                 num(x.get("us_per_step"), "{:.1f}"), num(x.get("sum_of_phase_medians_us"), "{:.1f}"),
-                 pct(x.get("test_accuracy"))] for x in r["bench"]]
+                 num(x.get("median_epoch_seconds"), "{:.4f}"),
+                 num(x.get("images_per_second"), "{:,.0f}"), num(x.get("us_per_step"), "{:.1f}"),
+                 num(x.get("sum_of_phase_medians_us"), "{:.1f}"), pct(x.get("test_accuracy"))]
+                for x in r["bench"]]
         L += table(["model", "conv", "batch", "run", "epoch s", "images/s", "us/step (graph)",
                     "sum of phases us (eager)", "test acc"], rows)
         for x in r["bench"]:
@@ -639,8 +652,8 @@ def render_md(r: dict) -> str:
         for x in r["bench"]:
             if x.get("model") == "A" and x.get("batch") == 64 and x.get("phases"):
                 top = sorted(x["phases"], key=lambda p: -(p.get("median_us") or 0))[:6]
-                L.append(f"- A b64 {x['conv']}, largest phases: " +
-                         ", ".join(f"{p['name']} {num(p.get('median_us'), '{:.1f}')} us" for p in top))
+                L.append(f"- A b64 {x['conv']}, largest phases: " + ", ".join(
+                    f"{p['name']} {num(p.get('median_us'), '{:.1f}')} us" for p in top))
 
     if r["pytorch"]:
         L += ["", "## PyTorch, same run", ""]
@@ -666,10 +679,11 @@ def render_md(r: dict) -> str:
             continue
         L += ["", f"## compute-sanitizer {tool}: {s['clean']} of {s['total']} runs clean", ""]
         if s.get("rehearsal_stand_in"):
-            L += ["**A rehearsal: these logs come from rehearse.sh's stand-in for compute-sanitizer, "
-                  "not from the tool.**", ""]
+            L += ["**A rehearsal: these logs come from rehearse.sh's stand-in for "
+                  "compute-sanitizer, not from the tool.**", ""]
         L += table(["run", "outcome", "errors", "Catch2"],
-                   [[x["run"], outcome_text(x["outcome"]), x["errors"] if x["errors"] is not None else "-",
+                   [[x["run"], outcome_text(x["outcome"]),
+                     x["errors"] if x["errors"] is not None else "-",
                      f"SKIPPED: {x['skipped']}" if x.get("skipped") else x.get("catch2") or "-"]
                     for x in s["runs"]])
         for x in s["runs"]:
@@ -687,12 +701,14 @@ def render_md(r: dict) -> str:
         for e in k.get("errors") or []:
             L.append(f"- {e}")
         L += table(["kernel", "shape", "us", "% of peak", "vs counterpart"],
-                   [[x["kernel"], x["shape"], num(x["time_us"], "{:.2f}"), num(x["percent_of_peak"], "{:.1f}"),
+                   [[x["kernel"], x["shape"], num(x["time_us"], "{:.2f}"),
+                     num(x["percent_of_peak"], "{:.1f}"),
                      (f"{num(x['octa_over_counterpart'], '{:.2f}')}x {x['counterpart']}"
                       if x.get("counterpart") else "-")] for x in (k.get("rows") or [])[:40]])
     n = r.get("ncu")
     if n:
-        L += ["", f"## ncu: {outcome_text(n['outcome'])}", "", "Files: " + ", ".join(n["files"]) + "."]
+        L += ["", f"## ncu: {outcome_text(n['outcome'])}", "",
+              "Files: " + ", ".join(n["files"]) + "."]
         L += [f"- {e}" for e in n.get("errors") or []]
     L += ["", "Everything else: the archive beside this file (logs/NN-STAGE.log per stage; each "
           "command's own log in its stage's folder; summary.json is the record for "
@@ -704,8 +720,9 @@ def render_digest(r: dict) -> str:
     """A few lines: the stages, then the headline of each part (the device tool's reply shows the
     end of a run's output, so this is printed last)."""
     m = r["machine"]
-    L = [f"== {Path(r.get('script') or 'run').stem} digest: {m.get('device_name') or 'no GPU seen'}, "
-         f"commit {r['commit'][:12]}, {'complete' if r['complete'] else 'INCOMPLETE'}",
+    L = [f"== {Path(r.get('script') or 'run').stem} digest: "
+         f"{m.get('device_name') or 'no GPU seen'}, commit {r['commit'][:12]}, "
+         f"{'complete' if r['complete'] else 'INCOMPLETE'}",
          "stages: " + ", ".join(f"{s['name']} {s['status']}" for s in r["stages"])]
     t = r.get("tests")
     if t:
@@ -719,11 +736,12 @@ def render_digest(r: dict) -> str:
         L.append(f"train {x['model']} {x['conv']}: {pct(x.get('test_accuracy'))} ({verdict})")
     for x in r["bench"]:
         if x.get("batch") == 64 and x.get("model") == "A":
-            L.append(f"bench A {x.get('conv')} b64: {num(x.get('median_epoch_seconds'), '{:.4f}')} s/epoch"
-                     f" ({outcome_text(x['outcome'])})")
+            sec = num(x.get("median_epoch_seconds"), "{:.4f}")
+            L.append(f"bench A {x.get('conv')} b64: {sec} s/epoch ({outcome_text(x['outcome'])})")
     for x in r["pytorch"]:
-        L.append(f"torch {x.get('variant') or x['run']}: {num(x.get('median_epoch_seconds'), '{:.4f}')}"
-                 f" s/epoch ({outcome_text(x['outcome'])})")
+        sec = num(x.get("median_epoch_seconds"), "{:.4f}")
+        L.append(f"torch {x.get('variant') or x['run']}: {sec} s/epoch "
+                 f"({outcome_text(x['outcome'])})")
     for tool in ("memcheck", "racecheck", "initcheck"):
         if r.get(tool):
             L.append(f"{tool}: {r[tool]['clean']} of {r[tool]['total']} runs clean")

@@ -113,7 +113,8 @@ def junit(cases: list) -> str:
     for name, status, text in cases:
         ctest_status = {"passed": "run", "skipped": "notrun", "failed": "fail",
                         "timeout": "fail"}[status]
-        out.append(f'\t<testcase name="{name}" classname="{name}" time="0.5" status="{ctest_status}">')
+        out.append(f'\t<testcase name="{name}" classname="{name}" time="0.5" '
+                   f'status="{ctest_status}">')
         if status == "skipped":
             out.append('\t\t<skipped message="SKIP_REGULAR_EXPRESSION_MATCHED"/>')
         elif status == "failed":
@@ -152,14 +153,16 @@ def success_fixture(work: Path) -> None:
           "== cmake: /usr/bin/cmake\ncmake version 3.31.6\n== c++: /usr/bin/c++\n"
           "c++ (Ubuntu 13.3.0) 13.3.0\n== os\nPRETTY_NAME=\"Ubuntu 24.04 LTS\"\n"
           "== cpu\nmodel name\t: Fixture CPU\ncores: 16\n== tools\n"
-          "compute-sanitizer: /usr/local/cuda/bin/compute-sanitizer\nncu: /usr/local/cuda/bin/ncu\n")
+          "compute-sanitizer: /usr/local/cuda/bin/compute-sanitizer\n"
+          "ncu: /usr/local/cuda/bin/ncu\n")
     write(work / "build" / "build.log", framed(
         "build", "-- octa 0.1.0: build type Release, CUDA ON (CUDA 13.0.88, cuDNN 9.19.0, "
                  "architectures 90)\nbuild.sh: target octa_selftest not-defined\n"
                  "build.sh: target octa built\nbuild.sh: target train_gpu built\n", seconds=95.0,
         limit=330))
     write(work / "build" / "ninja_log.txt",
-          "# ninja log v5\n0\t44000\t0\ttests/main.cpp.o\tabc\n0\t30000\t0\tkernels/conv.cu.o\tdef\n")
+          "# ninja log v5\n0\t44000\t0\ttests/main.cpp.o\tabc\n"
+          "0\t30000\t0\tkernels/conv.cu.o\tdef\n")
     names = ["GPU step matches the CPU reference: model A, fused kernels",
              "conv3x3_tc_forward matches the CPU reference, with and without ReLU",
              "Check macros throw with the expression, file:line and the library&apos;s message"]
@@ -380,7 +383,8 @@ class SummaryOfRunsThatWentWrong(unittest.TestCase):
         warning = "engine/io/safetensors.cpp:88:15: error: possibly dangling reference " \
                   "[-Werror=dangling-reference]"
         write(self.work / "build" / "build.log", framed(
-            "build", f"{warning}\nbuild.sh: the build failed on warnings made errors:\n  {warning}\n"
+            "build", f"{warning}\nbuild.sh: the build failed on warnings made errors:\n"
+                     f"  {warning}\n"
                      "build.sh: WARNINGS-NOT-ERRORS FALLBACK: building again with -Werror dropped\n"
                      "build.sh: target octa built\n", seconds=150.0, limit=330))
         rec, md = summarise(self.work)

@@ -124,12 +124,12 @@ stage_ncu() {
 
 stages_init second-light "${SL_TOTAL_S:-240}"
 #    stage      wants  floor (seconds; floor: kept free for it by every stage before it)
-plan env        30     5
-plan build      330    20
+plan env        30     10
+plan build      330    60
 plan racecheck  90     20
 plan initcheck  60     15
 plan kernels    90     30
-plan compile    150    60
+plan compile    150    90
 plan ncu        150    40
 run_plan "$@"
 # The device tool's reply holds the end of the output: the summary, then a digest of it.

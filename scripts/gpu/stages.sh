@@ -7,8 +7,9 @@
 #
 #   stages_init NAME TOTAL_S       work folder gpu-out/NAME/ (emptied), $OUT (default
 #                                  gpu-out/NAME-out/), the deadline TOTAL_S from now
-#   plan NAME WANT_S FLOOR_S       declare the next stage: it wants WANT_S at most; FLOOR_S is kept
-#                                  free for it by every stage before it
+#   plan NAME WANT_S FLOOR_S       declare the next stage: it wants WANT_S at most; FLOOR_S, the
+#                                  least it needs to be worth running, is kept free for it by
+#                                  every stage before it
 #   run_plan [NAME...]             run the declared stages in order (with names: only those, and
 #                                  env and build, which always run), packing after each
 #   tmo LABEL CAP_S CMD...         (in a stage) CMD under timeout for min(CAP_S, the stage's time
@@ -21,7 +22,8 @@
 #
 # Budget of stage i: min(WANT_i, time left - the FLOOR_j of every later selected stage - the
 # packing reserve), but at least its own FLOOR_i while that much time is left (the stages come in
-# order of importance); below 5 s the stage is skipped ("no time"). A stage function returns 0 (ok),
+# order of importance); below half its floor (5 s at least) the stage is skipped ("no time"), as it
+# could only time out. A stage function returns 0 (ok),
 # 124 (something in it timed out), 125 (skipped, with stage_note saying why) or anything else
 # (failed). Files written (all inside the work folder, packed into $OUT/NAME.tar.gz):
 #   meta.tsv       key<TAB>value: script, started, commit, budget, stages asked for, overrides
@@ -202,10 +204,12 @@ run_plan() {
     [ "$budget" -lt "$floor" ] && budget=$floor  # its own floor first: the stages come in order
     [ "$budget" -gt "$left" ] && budget=$left    # of importance
     [ "$budget" -gt "$want" ] && budget=$want
-    if [ "$budget" -lt 5 ]; then
+    # Too little for anything useful (less than half its floor): skip rather than time out.
+    local least=$((floor / 2 > 5 ? floor / 2 : 5))
+    if [ "$budget" -lt "$least" ]; then
       printf '%s\tskipped\t-\t0\t%s\t%s\n' "$name" "$budget" \
-        "no time: ${left}s left, ${reserve}s kept for later stages" >>"$work/stages.tsv"
-      note "stage $name: skipped (no time: ${left}s left, ${reserve}s kept for later stages)"
+        "no time: ${left}s left, it needs ${least}s or more" >>"$work/stages.tsv"
+      note "stage $name: skipped (no time: ${left}s left, it needs ${least}s or more)"
       pack
       continue
     fi

@@ -16,5 +16,6 @@ deps=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts 
          --no-replaces --no-enhances "${pkgs[@]}" | grep -v '^ ' | grep -v '<' | sort -u |
        grep -v -E "$core")
 rm -rf .gpu-deps && mkdir -p .gpu-deps
+# shellcheck disable=SC2086  # one package name per word
 (cd .gpu-deps && apt-get download $deps >/dev/null)
-echo "prepare.sh: $(ls .gpu-deps | wc -l) packages, $(du -sh .gpu-deps | cut -f1) in .gpu-deps; data in data/MNIST/raw"
+echo "prepare.sh: $(find .gpu-deps -name '*.deb' | wc -l) packages, $(du -sh .gpu-deps | cut -f1) in .gpu-deps; data in data/MNIST/raw"

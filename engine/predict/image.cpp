@@ -102,6 +102,10 @@ Image decode_jpeg(std::span<const std::uint8_t> bytes, const std::string& name,
     throw Error(fmt::format("{}: corrupt or truncated JPEG (libjpeg-turbo: {})", name,
                             tj_message(tj.get())));
   }
+  if (width <= 0 || height <= 0) {
+    throw Error(
+        fmt::format("{}: corrupt or truncated JPEG (no frame header with the image size)", name));
+  }
   check_pixels(static_cast<std::uint64_t>(width), static_cast<std::uint64_t>(height), limits, name,
                "JPEG");
   if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {

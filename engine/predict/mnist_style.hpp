@@ -29,12 +29,12 @@ struct MnistStyle {
   bool inverted = false;             // the input was dark ink on a light background
   int crop_x = 0, crop_y = 0, crop_w = 0, crop_h = 0;  // the ink's box in the input
   int scaled_w = 0, scaled_h = 0;                      // its size after scaling (longer side 20)
-  double background = 0, ink = 0;  // levels 0..255 after any inversion (border median, brightest)
+  double background = 0, ink = 0;  // levels 0..255 after any inversion (paper, full ink)
 };
 
-// The whole pipeline above. Levels are stretched so the background becomes 0 and the brightest ink
-// 255; what is within a fifth of the contrast of the background counts as paper (scanner noise,
-// JPEG ringing) and becomes 0. Throws octa::Error naming `name` when the image holds no ink
+// The whole pipeline above. Levels are stretched so the paper (the border's median) becomes 0 and
+// full ink (the upper quartile of the clearly inked pixels) 255; what is within a fifth of the
+// contrast of the paper counts as paper (scanner noise, JPEG ringing) and becomes 0. Throws octa::Error naming `name` when the image holds no ink
 // (contrast under 40 of 255 levels).
 MnistStyle preprocess_mnist_style(const Image& image, const std::string& name);
 

@@ -400,7 +400,8 @@ int main(int argc, char** argv) {
                  "Write the HTML report here [beside the checkpoint: <checkpoint>.report.html]");
   app.add_flag("--no-report", a.no_report, "Write no HTML report");
   app.add_flag("--eval-every-epoch", a.eval_every_epoch,
-               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy)");
+               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy); on "
+               "whenever a report is written");
   app.add_option("--export-init", a.export_init,
                  "Write the initial weights (before the first step) as safetensors");
   app.add_option("--export-order", a.export_order,

@@ -1,5 +1,6 @@
 # Third-party dependencies (spdlog, fmt, CLI11, nlohmann_json, zlib, OpenSSL, libcurl, OpenBLAS,
-# OpenMP, libpng, libjpeg-turbo's TurboJPEG, Catch2; the system's threads), all from Debian packages installed by scripts/setup.sh.
+# OpenMP, libpng, libjpeg-turbo's TurboJPEG, Catch2; the system's threads), all from Debian
+# packages installed by scripts/setup.sh.
 # Nothing is downloaded at build time; a missing package stops configure with the package to
 # install.
 macro(octa_require pkg debian)

@@ -146,7 +146,8 @@ TEST_CASE("An image without a digit is an error that names the file", "[cpu][pre
                     Catch::Contains("faint.png"));
 }
 
-TEST_CASE("--raw takes 28x28 images as they are and refuses other sizes", "[cpu][predict]") {
+TEST_CASE("preprocess_raw (--raw) takes 28x28 images as they are and refuses other sizes",
+          "[cpu][predict]") {
   Image img{28, 28, 1, std::vector<std::uint8_t>(784)};
   for (std::size_t i = 0; i < 784; ++i) img.pixels[i] = static_cast<std::uint8_t>(i * 7);
   CHECK(octa::predict::preprocess_raw(img, "x.png") == img.pixels);

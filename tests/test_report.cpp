@@ -36,6 +36,18 @@ void scored(int n, std::uint64_t seed, std::vector<float>& logits, std::vector<f
   }
 }
 
+// Logits for a split's images: +-margin for 8s and the rest, plus uniform noise of the given width.
+std::vector<float> logits_for(const octa::data::Split& s, std::uint64_t seed, double margin,
+                              double noise) {
+  octa::PhiloxStream rng(seed, 1);
+  std::vector<float> l;
+  for (const auto label : s.labels) {
+    l.push_back(
+        static_cast<float>((label == 8 ? margin : -margin) + noise * (rng.next_uniform01() - 0.5)));
+  }
+  return l;
+}
+
 }  // namespace
 
 TEST_CASE("ROC-AUC by trapezoids equals the rank AUC of metrics.cpp, ties included",
@@ -172,18 +184,12 @@ TEST_CASE("Thresholds are chosen on the validation split, never on the test spli
           "[cpu][report]") {
   const auto test_split = octa::test::synthetic_split(400, 11);
   const auto val_split = octa::test::synthetic_split(300, 12);
-  const auto logits_for = [](const octa::data::Split& s, std::uint64_t seed) {
-    octa::PhiloxStream rng(seed, 1);
-    std::vector<float> l;
-    for (const auto label : s.labels) {
-      l.push_back(static_cast<float>((label == 8 ? 2.0 : -2.0) + 5 * (rng.next_uniform01() - 0.5)));
-    }
-    return l;
-  };
-  const auto val = r::evaluate_split(r::kValidationSplit, logits_for(val_split, 1), val_split, 8);
-  const auto test = r::evaluate_split(r::kTestSplit, logits_for(test_split, 2), test_split, 8);
+  const auto val =
+      r::evaluate_split(r::kValidationSplit, logits_for(val_split, 1, 2.0, 5.0), val_split, 8);
+  const auto test =
+      r::evaluate_split(r::kTestSplit, logits_for(test_split, 2, 2.0, 5.0), test_split, 8);
   const auto other_test =
-      r::evaluate_split(r::kTestSplit, logits_for(test_split, 3), test_split, 8);
+      r::evaluate_split(r::kTestSplit, logits_for(test_split, 3, 2.0, 5.0), test_split, 8);
   const auto j = r::evaluation_json(test, &val);
   CHECK(j["test"]["split"] == "test");
   CHECK(j["validation"]["split"] == "validation");
@@ -225,16 +231,10 @@ TEST_CASE("A run's page is self-contained and every figure on it equals the metr
           "[cpu][report]") {
   const auto test_split = octa::test::synthetic_split(600, 21);
   const auto val_split = octa::test::synthetic_split(200, 22);
-  const auto logits_for = [](const octa::data::Split& s, std::uint64_t seed) {
-    octa::PhiloxStream rng(seed, 1);
-    std::vector<float> l;
-    for (const auto label : s.labels) {
-      l.push_back(static_cast<float>((label == 8 ? 1.5 : -1.5) + 4 * (rng.next_uniform01() - 0.5)));
-    }
-    return l;
-  };
-  const auto val = r::evaluate_split(r::kValidationSplit, logits_for(val_split, 4), val_split, 8);
-  const auto test = r::evaluate_split(r::kTestSplit, logits_for(test_split, 5), test_split, 8);
+  const auto val =
+      r::evaluate_split(r::kValidationSplit, logits_for(val_split, 4, 1.5, 4.0), val_split, 8);
+  const auto test =
+      r::evaluate_split(r::kTestSplit, logits_for(test_split, 5, 1.5, 4.0), test_split, 8);
   nlohmann::json m = {{"device", "cpu (2 threads)"},
                       {"model", "A"},
                       {"trainable_parameters", 420481},

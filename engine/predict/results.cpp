@@ -19,6 +19,12 @@ std::string fit(const std::string& s, std::size_t width) {
   return "..." + s.substr(s.size() - (width - 3));
 }
 
+// A table row without the padding of an empty last column.
+std::string row(std::string s) {
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s + "\n";
+}
+
 struct Summary {
   std::size_t predicted = 0, positive = 0, labelled = 0, correct = 0;
 };
@@ -63,15 +69,15 @@ std::string format_table(const PredictRun& run) {
   const std::string digit = std::to_string(run.target_digit);
   const std::string question = fmt::format("a{} {}?", run.target_digit == 8 ? "n" : "", digit);
   std::string t;
-  t += fmt::format("{:<{}}  {:>9}  {:<10}{}\n", "input", w, fmt::format("P({})", digit), question,
-                   any_label ? "  label" : "");
+  t += row(fmt::format("{:<{}}  {:>9}  {:<10}{}", "input", w, fmt::format("P({})", digit), question,
+                       any_label ? "  label" : ""));
   for (std::size_t i = 0; i < run.inputs.size(); ++i) {
     const PredictInput& in = run.inputs[i];
     if (!in.ok()) continue;
     std::string label;
     if (any_label) label = in.label ? fmt::format("  {}", *in.label) : "  -";
-    t += fmt::format("{:<{}}  {:>9.4f}  {:<10}{}\n", fit(in.name, w), w, run.probability(i),
-                     run.verdict(i) ? "yes" : "no", label);
+    t += row(fmt::format("{:<{}}  {:>9.4f}  {:<10}{}", fit(in.name, w), w, run.probability(i),
+                         run.verdict(i) ? "yes" : "no", label));
   }
   const Summary s = summarise(run);
   t += fmt::format("{} predicted ({} yes, {} no), {} failed; \"yes\" when P({}) > {}; {} on {}",

@@ -144,7 +144,8 @@ std::string render_chart(const Chart& c) {
     s += fmt::format("<div class=\"empty\">{}</div></div>", html_escape(c.empty_note));
     return s;
   }
-  constexpr double W = 560, H = 330, L = 60, R = 18, T = 14, B = 48;
+  constexpr double W = 560, H = 330, R = 18, T = 14, B = 48;
+  const double L = c.y_percent ? 72 : 60;  // room for "100.0%"
   const double pw = W - L - R, ph = H - T - B;
   const double xs = c.x_max > c.x_min ? c.x_max - c.x_min : 1.0;
   const double ys = c.y_max > c.y_min ? c.y_max - c.y_min : 1.0;

@@ -70,9 +70,9 @@ std::map<std::string, double> phase_flops(octa::Arch arch) {
             {"fc1.backward", 2 * fc1},
             {"pool2+relu+conv2+pool1+relu+conv1.backward", 2 * conv2 + conv1}};
   }
-  return {{"conv1", conv1},
-          {"bn1+relu+pool1+conv2", conv2},
-          {"pool2+relu+bn2+conv2.backward", 2 * conv2},
+  return {{"conv1 (+bn1 sums)", conv1},
+          {"bn1+relu+pool1+conv2 (+bn2 sums)", conv2},
+          {"pool2+relu+bn2+conv2.backward (+bn1 sums)", 2 * conv2},
           {"pool1+relu+bn1+conv1.backward", conv1}};
 }
 

@@ -276,11 +276,15 @@ void add_row_sums(double* acc, const float* y, int C, int HW) {
 }
 
 OCTA_FAST_CLONES
-double sum_squared_deviations(const float* x, int n, double mean) {
-  return interleaved_sum(n, [x, mean](int i) {
-    const double d = static_cast<double>(x[i]) - mean;
-    return d * d;
-  });
+void add_row_sums_and_squares(double* sum, double* sum_sq, const float* y, int C, int HW) {
+  for (int c = 0; c < C; ++c) {
+    const float* row = y + sz(c) * sz(HW);
+    sum[c] += interleaved_sum(HW, [row](int i) { return static_cast<double>(row[i]); });
+    sum_sq[c] += interleaved_sum(HW, [row](int i) {
+      const double v = static_cast<double>(row[i]);
+      return v * v;
+    });
+  }
 }
 
 OCTA_FAST_CLONES

@@ -52,8 +52,9 @@ void add_bias(float* y, const float* bias, int C, int HW);
 // in a fixed order).
 void add_row_sums(double* acc, const float* y, int C, int HW);
 
-// sum of (x[i] - mean)^2 over n values, in double (interleaved as add_row_sums).
-double sum_squared_deviations(const float* x, int n, double mean);
+// sum[c] += the sum over HW of y[c], sum_sq[c] += that of y[c]^2, both in double (interleaved as
+// add_row_sums): BatchNorm's batch statistics in one pass over outputs still in cache.
+void add_row_sums_and_squares(double* sum, double* sum_sq, const float* y, int C, int HW);
 
 // BatchNorm's backward sums for one image, from the pooled gradient: per channel, sum_dy +=
 // the sum of dy and sum_dy_xhat += the sum of dy * (x - mean) * invstd, where dy is the gradient

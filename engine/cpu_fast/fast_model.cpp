@@ -239,37 +239,49 @@ void FastModel::forward_a(const float* state, int N) {
 void FastModel::forward_b(float* state, int N, bool train) {
   const float *w1 = state + o_.c1w, *b1 = state + o_.c1b;
   const float *w2 = state + o_.c2w, *b2 = state + o_.c2b;
-  parallel_for(N, [&](int i) {
-    Scratch& s = scratch();
-    float* c1 = c1_.data() + sz(i) * kC1 * kHW1;
-    im2col3x3_pooled(s.col.data(), x_.data() + sz(i) * kHW1, 1, kS1, kS1);
-    gemm_nn(kC1, kHW1, kK1, w1, s.col.data(), 0.0f, c1);
-    add_bias(c1, b1, kC1, kHW1);
+  const Slots slots{N};
+  // Slot by slot, so that each slot sums BatchNorm's statistics of the outputs it just made.
+  parallel_for(kSlots, [&](int s) {
+    Scratch& sc = scratch();
+    double *sum = bn_sums(0, s, kC1), *sum_sq = bn_sums(1, s, kC1);
+    std::fill(sum, sum + kC1, 0.0);
+    std::fill(sum_sq, sum_sq + kC1, 0.0);
+    for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
+      float* c1 = c1_.data() + sz(i) * kC1 * kHW1;
+      im2col3x3_pooled(sc.col.data(), x_.data() + sz(i) * kHW1, 1, kS1, kS1);
+      gemm_nn(kC1, kHW1, kK1, w1, sc.col.data(), 0.0f, c1);
+      add_bias(c1, b1, kC1, kHW1);
+      if (train) add_row_sums_and_squares(sum, sum_sq, c1, kC1, kHW1);
+    }
   });
-  mark("conv1");
+  mark("conv1 (+bn1 sums)");
   if (train) {
-    batchnorm_train(bn1_, state, o_.bn1w, o_.bn1b, o_.bn1m, o_.bn1v, c1_.data(), N, kC1, kHW1);
+    batchnorm_train(bn1_, state, o_.bn1w, o_.bn1b, o_.bn1m, o_.bn1v, N, kC1, kHW1);
   } else {
     batchnorm_eval(bn1_, state, o_.bn1w, o_.bn1b, o_.bn1m, o_.bn1v, kC1);
   }
-  mark("bn1.stats");
-  parallel_for(N, [&](int i) {
-    Scratch& s = scratch();
-    float* p1 = p1_.data() + sz(i) * kP1;
-    float* c2 = c2_.data() + sz(i) * kC2 * kHW2;
-    affine_relu_maxpool(p1, am1_.data() + sz(i) * kP1, c1_.data() + sz(i) * kC1 * kHW1,
-                        bn1_.center.data(), bn1_.scale.data(), bn1_.shift.data(), kC1, kS1, kS1);
-    im2col3x3_pooled(s.col.data(), p1, kC1, kS2, kS2);
-    gemm_nn(kC2, kHW2, kK2, w2, s.col.data(), 0.0f, c2);
-    add_bias(c2, b2, kC2, kHW2);
+  parallel_for(kSlots, [&](int s) {
+    Scratch& sc = scratch();
+    double *sum = bn_sums(0, s, kC2), *sum_sq = bn_sums(1, s, kC2);
+    std::fill(sum, sum + kC2, 0.0);
+    std::fill(sum_sq, sum_sq + kC2, 0.0);
+    for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
+      float* p1 = p1_.data() + sz(i) * kP1;
+      float* c2 = c2_.data() + sz(i) * kC2 * kHW2;
+      affine_relu_maxpool(p1, am1_.data() + sz(i) * kP1, c1_.data() + sz(i) * kC1 * kHW1,
+                          bn1_.center.data(), bn1_.scale.data(), bn1_.shift.data(), kC1, kS1, kS1);
+      im2col3x3_pooled(sc.col.data(), p1, kC1, kS2, kS2);
+      gemm_nn(kC2, kHW2, kK2, w2, sc.col.data(), 0.0f, c2);
+      add_bias(c2, b2, kC2, kHW2);
+      if (train) add_row_sums_and_squares(sum, sum_sq, c2, kC2, kHW2);
+    }
   });
-  mark("bn1+relu+pool1+conv2");
+  mark("bn1+relu+pool1+conv2 (+bn2 sums)");
   if (train) {
-    batchnorm_train(bn2_, state, o_.bn2w, o_.bn2b, o_.bn2m, o_.bn2v, c2_.data(), N, kC2, kHW2);
+    batchnorm_train(bn2_, state, o_.bn2w, o_.bn2b, o_.bn2m, o_.bn2v, N, kC2, kHW2);
   } else {
     batchnorm_eval(bn2_, state, o_.bn2w, o_.bn2b, o_.bn2m, o_.bn2v, kC2);
   }
-  mark("bn2.stats");
   parallel_for(N, [&](int i) {
     affine_relu_maxpool(p2_.data() + sz(i) * kFlat, am2_.data() + sz(i) * kFlat,
                         c2_.data() + sz(i) * kC2 * kHW2, bn2_.center.data(), bn2_.scale.data(),
@@ -278,49 +290,35 @@ void FastModel::forward_b(float* state, int N, bool train) {
   mark("bn2+relu+pool2");
 }
 
+double* FastModel::bn_sums(int which, int s, int C) {
+  return bn_part_.data() + (sz(which) * kSlots + sz(s)) * sz(C);
+}
+
 void FastModel::batchnorm_train(BnBlock& bn, float* state, std::size_t w, std::size_t b,
-                                std::size_t rm, std::size_t rv, const float* c, int N, int C,
-                                int HW) {
-  const Slots slots{N};
+                                std::size_t rm, std::size_t rv, int N, int C, int HW) {
+  // One pass of sums of x and x^2 in double: for these activations (|mean| / std far below 1e6)
+  // E[x^2] - mean^2 loses nothing a float result would keep.
   const double count = static_cast<double>(N) * HW;
-  double* part = bn_part_.data();  // (kSlots, C)
-  // Two passes, as the reference: the mean, then the squared deviations from it.
-  std::vector<double> mean(sz(C)), sq(sz(C));
-  for (int pass = 0; pass < 2; ++pass) {
-    parallel_for(kSlots, [&](int s) {
-      double* acc = part + sz(s) * sz(C);
-      std::fill(acc, acc + C, 0.0);
-      for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
-        const float* ci = c + sz(i) * sz(C) * sz(HW);
-        if (pass == 0) {
-          add_row_sums(acc, ci, C, HW);
-        } else {
-          for (int ch = 0; ch < C; ++ch) {
-            acc[ch] += sum_squared_deviations(ci + sz(ch) * sz(HW), HW, mean[sz(ch)]);
-          }
-        }
-      }
-    });
-    std::vector<double>& out = pass == 0 ? mean : sq;
-    for (int ch = 0; ch < C; ++ch) {
-      double total = 0.0;
-      for (int s = 0; s < kSlots; ++s) total += part[sz(s) * sz(C) + sz(ch)];
-      out[sz(ch)] = pass == 0 ? total / count : total;
-    }
-  }
   for (int ch = 0; ch < C; ++ch) {
     const std::size_t k = sz(ch);
-    const double invstd = 1.0 / std::sqrt(sq[k] / count + kBnEps);
+    double sum = 0.0, sum_sq = 0.0;
+    for (int s = 0; s < kSlots; ++s) {
+      sum += bn_sums(0, s, C)[k];
+      sum_sq += bn_sums(1, s, C)[k];
+    }
+    const double mean = sum / count;
+    const double sq = std::max(0.0, sum_sq - sum * mean);  // sum of (x - mean)^2
+    const double invstd = 1.0 / std::sqrt(sq / count + kBnEps);
     const double gamma = static_cast<double>(state[w + k]);
-    bn.save_mean[k] = static_cast<float>(mean[k]);
+    bn.save_mean[k] = static_cast<float>(mean);
     bn.save_invstd[k] = static_cast<float>(invstd);
     bn.center[k] = bn.save_mean[k];
     bn.scale[k] = static_cast<float>(gamma * invstd);
     bn.shift[k] = state[b + k];
     state[rm + k] = static_cast<float>((1.0 - kBnMomentum) * static_cast<double>(state[rm + k]) +
-                                       kBnMomentum * mean[k]);
+                                       kBnMomentum * mean);
     state[rv + k] = static_cast<float>((1.0 - kBnMomentum) * static_cast<double>(state[rv + k]) +
-                                       kBnMomentum * sq[k] / (count - 1.0));
+                                       kBnMomentum * sq / (count - 1.0));
   }
 }
 
@@ -419,9 +417,20 @@ void FastModel::backward_a(const float* state, float* grads, int N) {
 void FastModel::backward_b(const float* state, float* grads, int N) {
   const float* w2 = state + o_.c2w;
   const Slots slots{N};
-  // Block 2: BatchNorm's batch sums first, then per slot its input gradient and conv2's.
-  batchnorm_backward_sums(bn2_, grads + o_.bn2w, grads + o_.bn2b, dp2_.data(), p2_.data(),
-                          am2_.data(), c2_.data(), N, kC2, kS2);
+  // Block 2: BatchNorm's batch sums first, then per slot its input gradient and conv2's, and
+  // block 1's BatchNorm sums from the dp1 just made.
+  parallel_for(kSlots, [&](int s) {
+    double *sum_dy = bn_sums(0, s, kC2), *sum_dyx = bn_sums(1, s, kC2);
+    std::fill(sum_dy, sum_dy + kC2, 0.0);
+    std::fill(sum_dyx, sum_dyx + kC2, 0.0);
+    for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
+      pooled_batchnorm_sums(sum_dy, sum_dyx, dp2_.data() + sz(i) * kFlat,
+                            p2_.data() + sz(i) * kFlat, am2_.data() + sz(i) * kFlat,
+                            c2_.data() + sz(i) * kC2 * kHW2, bn2_.save_mean.data(),
+                            bn2_.save_invstd.data(), kC2, kS2, kS2);
+    }
+  });
+  batchnorm_backward_finish(bn2_, grads + o_.bn2w, grads + o_.bn2b, N, kC2, kHW2);
   mark("bn2.backward sums");
   std::vector<float> k2(sz(kC2)), k1(sz(kC1));
   for (int c = 0; c < kC2; ++c) k2[sz(c)] = state[o_.bn2w + sz(c)] * bn2_.save_invstd[sz(c)];
@@ -430,9 +439,13 @@ void FastModel::backward_b(const float* state, float* grads, int N) {
     Scratch& sc = scratch();
     float* pw2 = part_w2_.data() + sz(s) * kC2 * kK2;
     double* pb2 = part_b2_.data() + sz(s) * kC2;
+    double *sum_dy = bn_sums(0, s, kC1), *sum_dyx = bn_sums(1, s, kC1);
     std::fill(pb2, pb2 + kC2, 0.0);
+    std::fill(sum_dy, sum_dy + kC1, 0.0);
+    std::fill(sum_dyx, sum_dyx + kC1, 0.0);
     for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
       const float beta = i == slots.begin(s) ? 0.0f : 1.0f;
+      float* dp1 = dp1_.data() + sz(i) * kP1;
       maxpool_relu_backward(sc.dy2.data(), dp2_.data() + sz(i) * kFlat, p2_.data() + sz(i) * kFlat,
                             am2_.data() + sz(i) * kFlat, kC2, kS2, kS2);
       batchnorm_input_grad(sc.dy2.data(), c2_.data() + sz(i) * kC2 * kHW2, bn2_.save_mean.data(),
@@ -441,14 +454,15 @@ void FastModel::backward_b(const float* state, float* grads, int N) {
       add_filter_gradient(pw2, pb2, sc.dy2.data(), p1_.data() + sz(i) * kP1, kC1, kC2, kS2, beta,
                           sc.col.data());
       gemm_tn(kK2, kHW2, kC2, w2, sc.dy2.data(), sc.dcol.data());
-      col2im3x3_pooled(dp1_.data() + sz(i) * kP1, sc.dcol.data(), kC1, kS2, kS2);
+      col2im3x3_pooled(dp1, sc.dcol.data(), kC1, kS2, kS2);
+      pooled_batchnorm_sums(sum_dy, sum_dyx, dp1, p1_.data() + sz(i) * kP1,
+                            am1_.data() + sz(i) * kP1, c1_.data() + sz(i) * kC1 * kHW1,
+                            bn1_.save_mean.data(), bn1_.save_invstd.data(), kC1, kS1, kS1);
     }
   });
-  mark("pool2+relu+bn2+conv2.backward");
+  batchnorm_backward_finish(bn1_, grads + o_.bn1w, grads + o_.bn1b, N, kC1, kHW1);
+  mark("pool2+relu+bn2+conv2.backward (+bn1 sums)");
   // Block 1 the same way, from dp1.
-  batchnorm_backward_sums(bn1_, grads + o_.bn1w, grads + o_.bn1b, dp1_.data(), p1_.data(),
-                          am1_.data(), c1_.data(), N, kC1, kS1);
-  mark("bn1.backward sums");
   parallel_for(kSlots, [&](int s) {
     Scratch& sc = scratch();
     float* pw1 = part_w1_.data() + sz(s) * kC1 * kK1;
@@ -471,38 +485,20 @@ void FastModel::backward_b(const float* state, float* grads, int N) {
   mark("slot sums");
 }
 
-void FastModel::batchnorm_backward_sums(BnBlock& bn, float* dgamma, float* dbeta, const float* dp,
-                                        const float* p, const std::uint8_t* am, const float* c,
-                                        int N, int C, int H) {
-  // dy is zero except at each window's argmax where the pooled output is positive, so the sums
-  // run over the pooled values only (pooled_batchnorm_sums).
-  const Slots slots{N};
-  const int HW = H * H, Q = HW / 4;
-  double* part_dy = bn_part_.data();                          // (kSlots, C)
-  double* part_dyx = bn_part_.data() + sz(kSlots) * sz(kC2);  // (kSlots, C)
-  parallel_for(kSlots, [&](int s) {
-    double* sdy = part_dy + sz(s) * sz(C);
-    double* sdyx = part_dyx + sz(s) * sz(C);
-    std::fill(sdy, sdy + C, 0.0);
-    std::fill(sdyx, sdyx + C, 0.0);
-    for (int i = slots.begin(s); i < slots.begin(s + 1); ++i) {
-      const std::size_t pooled = sz(i) * sz(C) * sz(Q);
-      pooled_batchnorm_sums(sdy, sdyx, dp + pooled, p + pooled, am + pooled,
-                            c + sz(i) * sz(C) * sz(HW), bn.save_mean.data(), bn.save_invstd.data(),
-                            C, H, H);
-    }
-  });
+void FastModel::batchnorm_backward_finish(BnBlock& bn, float* dgamma, float* dbeta, int N, int C,
+                                          int HW) {
   const double count = static_cast<double>(N) * HW;
   for (int ch = 0; ch < C; ++ch) {
+    const std::size_t k = sz(ch);
     double sum_dy = 0.0, sum_dyx = 0.0;
     for (int s = 0; s < kSlots; ++s) {
-      sum_dy += part_dy[sz(s) * sz(C) + sz(ch)];
-      sum_dyx += part_dyx[sz(s) * sz(C) + sz(ch)];
+      sum_dy += bn_sums(0, s, C)[k];
+      sum_dyx += bn_sums(1, s, C)[k];
     }
     dbeta[ch] = static_cast<float>(sum_dy);
     dgamma[ch] = static_cast<float>(sum_dyx);
-    bn.mean_dy[sz(ch)] = static_cast<float>(sum_dy / count);
-    bn.mean_dy_xhat[sz(ch)] = static_cast<float>(sum_dyx / count);
+    bn.mean_dy[k] = static_cast<float>(sum_dy / count);
+    bn.mean_dy_xhat[k] = static_cast<float>(sum_dyx / count);
   }
 }
 

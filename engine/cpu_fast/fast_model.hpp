@@ -64,16 +64,17 @@ class FastModel {
   void forward_b(float* state, int N, bool train);
   void backward_a(const float* state, float* grads, int N);
   void backward_b(const float* state, float* grads, int N);
-  // Batch statistics of c (N, C, HW), the running estimates' update, and the affine.
+  // BatchNorm's per-slot partial sums (kSlots, C) each: of x and x^2 in the forward, of dy and
+  // dy * xhat in the backward. The passes that produce their inputs fill them.
+  // which 0: sums of x (forward) or dy (backward); 1: of x^2 or dy * xhat. Slot s, C channels.
+  double* bn_sums(int which, int s, int C);
+  // From the forward's sums: the batch statistics, the running estimates' update, the affine.
   void batchnorm_train(BnBlock& bn, float* state, std::size_t w, std::size_t b, std::size_t rm,
-                       std::size_t rv, const float* c, int N, int C, int HW);
+                       std::size_t rv, int N, int C, int HW);
   void batchnorm_eval(BnBlock& bn, const float* state, std::size_t w, std::size_t b, std::size_t rm,
                       std::size_t rv, int C);
-  // Sums of dy and dy * xhat over the batch, from the pooled gradient dp (N, C, HW/4) through
-  // the ReLU and the pool: dgamma, dbeta and the means backward needs.
-  void batchnorm_backward_sums(BnBlock& bn, float* dgamma, float* dbeta, const float* dp,
-                               const float* p, const std::uint8_t* am, const float* c, int N, int C,
-                               int H);
+  // From the backward's sums: dgamma, dbeta and the means the input gradient needs.
+  void batchnorm_backward_finish(BnBlock& bn, float* dgamma, float* dbeta, int N, int C, int HW);
   // grads[w], grads[b] = the sum over slots (in order) of the per-slot partial sums.
   void reduce_slots(float* grads, std::size_t w, std::size_t b, const std::vector<float>& part_w,
                     const std::vector<double>& part_b, std::size_t wn, int C, int N) const;

@@ -26,6 +26,7 @@
 #include "engine/train/fast_cpu_backend.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/compare.hpp"
+#include "tests/support/run_steps.hpp"
 #include "tests/support/synthetic.hpp"
 
 namespace cpu = octa::cpu;
@@ -225,21 +226,6 @@ octa::BackendConfig config(Arch arch, int batch) {
   return c;
 }
 
-// `steps` training steps over the same shuffled batches; each step's mean loss.
-std::vector<double> run_steps(octa::TrainingBackend& b, const octa::data::Split& split, int batch,
-                              int steps) {
-  octa::data::BatchLoader loader(split, batch, /*shuffle=*/true, /*drop_last=*/false, 9, 8);
-  loader.start_epoch(0);
-  std::vector<float> x(sz(batch) * 784), y(sz(batch));
-  std::vector<double> losses;
-  for (int s = 0; s < steps; ++s) {
-    const int n = loader.fill(sz(s) % loader.num_batches(), x.data(), y.data(), nullptr);
-    b.train_step(x.data(), y.data(), n, s);
-    losses.push_back(b.take_loss_sum() / n);
-  }
-  return losses;
-}
-
 }  // namespace
 
 TEST_CASE("Twenty Adam steps on the fast backend match the reference backend", "[cpu][fast]") {
@@ -250,8 +236,8 @@ TEST_CASE("Twenty Adam steps on the fast backend match the reference backend", "
     const auto split = octa::test::synthetic_split(3 * batch + 5, 31);  // a partial last batch
     auto ref = octa::make_cpu_backend(config(arch, batch));
     auto fst = octa::make_fast_cpu_backend(config(arch, batch));
-    const auto l_ref = run_steps(*ref, split, batch, 20);
-    const auto l_fast = run_steps(*fst, split, batch, 20);
+    const auto l_ref = octa::test::run_steps(*ref, split, batch, 20);
+    const auto l_fast = octa::test::run_steps(*fst, split, batch, 20);
     OCTA_CHECK_CLOSE("losses", l_fast.data(), l_ref.data(), l_ref.size(), tol::kGpuStepVsCpu);
     const auto p_ref = ref->model_state(), p_fast = fst->model_state();
     const auto table = octa::ParamTable::for_arch(arch);
@@ -304,8 +290,8 @@ TEST_CASE("Twenty SGD steps with momentum on the fast backend match the referenc
     const auto split = octa::test::synthetic_split(3 * 37 + 5, 32);
     auto ref = octa::make_cpu_backend(cfg);
     auto fst = octa::make_fast_cpu_backend(cfg);
-    const auto l_ref = run_steps(*ref, split, 37, 20);
-    const auto l_fast = run_steps(*fst, split, 37, 20);
+    const auto l_ref = octa::test::run_steps(*ref, split, 37, 20);
+    const auto l_fast = octa::test::run_steps(*fst, split, 37, 20);
     OCTA_CHECK_CLOSE("losses", l_fast.data(), l_ref.data(), l_ref.size(), tol::kGpuStepVsCpu);
     const auto p_ref = ref->model_state(), p_fast = fst->model_state();
     OCTA_CHECK_CLOSE("parameters and buffers", p_fast.values.data(), p_ref.values.data(),
@@ -328,7 +314,7 @@ TEST_CASE("The fast backend gives the same bits for any number of threads",
     for (const int threads : {1, 2, 3, 1}) {
       octa::set_cpu_threads(threads);
       auto b = octa::make_fast_cpu_backend(config(arch, 64));
-      losses.push_back(run_steps(*b, split, 64, 6));
+      losses.push_back(octa::test::run_steps(*b, split, 64, 6));
       states.push_back(b->model_state());
       logits.emplace_back(70);
       b->predict(x.data(), 70, logits.back().data());

@@ -223,17 +223,11 @@ __global__ void __launch_bounds__(kHeadThreads)
   }
 }
 
-}  // namespace
-
-void logit_head_train(const LogitHeadOutputs& out, const LogitHeadInputs& in, int N, int K,
-                      float pos_weight, cudaStream_t stream) {
-  const char* op = "logit_head_train";
-  require_positive(op, "N", N);
-  require_positive(op, "K", K);
-  OCTA_CHECK(static_cast<long long>(N) * K <= INT_MAX,
-             "{}: N * K = {} is too large (at most {}): use a smaller batch", op,
-             static_cast<long long>(N) * K, INT_MAX);
-  OCTA_CHECK(std::isfinite(pos_weight), "{}: pos_weight = {} must be finite", op, pos_weight);
+// The checks both launchers share (their structs have the same member names): every buffer but
+// the mask present, and the dropout's probability. Returns the dropout's scale 1 / (1 - p), as
+// cpu::dropout_backward computes it (float arithmetic); 1 without a mask.
+template <class Outputs, class Inputs>
+float check_head_buffers(const char* op, const Outputs& out, const Inputs& in) {
   require_pointer(op, "logits", out.logits);
   require_pointer(op, "dlogits", out.dlogits);
   require_pointer(op, "batch_loss", out.batch_loss);
@@ -246,12 +240,24 @@ void logit_head_train(const LogitHeadOutputs& out, const LogitHeadInputs& in, in
   require_pointer(op, "weight", in.weight);
   require_pointer(op, "bias", in.bias);
   require_pointer(op, "targets", in.targets);
-  float scale = 1.0f;
-  if (in.mask != nullptr) {
-    OCTA_CHECK(in.dropout_p >= 0.0f && in.dropout_p < 1.0f,
-               "{}: drop probability p = {} must be in [0, 1)", op, in.dropout_p);
-    scale = 1.0f / (1.0f - in.dropout_p);  // as cpu::dropout_backward (float arithmetic)
-  }
+  if (in.mask == nullptr) return 1.0f;
+  OCTA_CHECK(in.dropout_p >= 0.0f && in.dropout_p < 1.0f,
+             "{}: drop probability p = {} must be in [0, 1)", op, in.dropout_p);
+  return 1.0f / (1.0f - in.dropout_p);
+}
+
+}  // namespace
+
+void logit_head_train(const LogitHeadOutputs& out, const LogitHeadInputs& in, int N, int K,
+                      float pos_weight, cudaStream_t stream) {
+  const char* op = "logit_head_train";
+  require_positive(op, "N", N);
+  require_positive(op, "K", K);
+  OCTA_CHECK(static_cast<long long>(N) * K <= INT_MAX,
+             "{}: N * K = {} is too large (at most {}): use a smaller batch", op,
+             static_cast<long long>(N) * K, INT_MAX);
+  OCTA_CHECK(std::isfinite(pos_weight), "{}: pos_weight = {} must be finite", op, pos_weight);
+  const float scale = check_head_buffers(op, out, in);
   NvtxRange range(op);
   logit_head_train_kernel<<<1, kHeadThreads, 0, stream>>>(out, in, N, K, pos_weight, scale);
   OCTA_CUDA_CHECK_LAUNCH();
@@ -269,24 +275,7 @@ void softmax_head_train(const SoftmaxHeadOutputs& out, const SoftmaxHeadInputs& 
              static_cast<long long>(N) * std::max(K, C), INT_MAX);
   OCTA_CHECK(in.label_smoothing >= 0.0f && in.label_smoothing <= 1.0f,
              "{}: label_smoothing = {} must be in [0, 1]", op, in.label_smoothing);
-  require_pointer(op, "logits", out.logits);
-  require_pointer(op, "dlogits", out.dlogits);
-  require_pointer(op, "batch_loss", out.batch_loss);
-  require_pointer(op, "loss_sum", out.loss_sum);
-  require_pointer(op, "dweight", out.dweight);
-  require_pointer(op, "dbias", out.dbias);
-  require_pointer(op, "dhidden", out.dhidden);
-  require_pointer(op, "x", in.x);
-  require_pointer(op, "relu_out", in.relu_out);
-  require_pointer(op, "weight", in.weight);
-  require_pointer(op, "bias", in.bias);
-  require_pointer(op, "targets", in.targets);
-  float scale = 1.0f;
-  if (in.mask != nullptr) {
-    OCTA_CHECK(in.dropout_p >= 0.0f && in.dropout_p < 1.0f,
-               "{}: drop probability p = {} must be in [0, 1)", op, in.dropout_p);
-    scale = 1.0f / (1.0f - in.dropout_p);  // as cpu::dropout_backward (float arithmetic)
-  }
+  const float scale = check_head_buffers(op, out, in);
   NvtxRange range(op);
   softmax_head_train_kernel<<<1, kHeadThreads, 0, stream>>>(out, in, N, K, C, scale);
   OCTA_CUDA_CHECK_LAUNCH();

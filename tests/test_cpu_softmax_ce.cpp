@@ -260,7 +260,7 @@ TEST_CASE("softmax_cross_entropy: float matches double", "[cpu][ops][multiclass]
   }
 }
 
-TEST_CASE("softmax_cross_entropy: bad arguments are refused by name; zero total weight is NaN",
+TEST_CASE("softmax_cross_entropy: bad arguments are refused by name, zero total weight is NaN",
           "[cpu][ops][multiclass]") {
   const std::vector<double> z{0.1, 0.2, 0.3, 0.4, 0.5, 0.6};
   std::vector<double> g(6);

@@ -143,7 +143,7 @@ TEST_CASE("datasets: Fashion-MNIST in torchvision's DIR/FashionMNIST/raw", "[dat
                         Contains("OCTA_FASHION_MNIST_MIRRORS"));
 }
 
-TEST_CASE("datasets: KMNIST's checksums are its .gz MD5s; plain files load with a notice",
+TEST_CASE("datasets: KMNIST's checksums are its .gz MD5s, plain files load with a notice",
           "[data][datasets]") {
   TempDir dir("datasets");
   SECTION("plain files: nothing recorded to check them against") {
@@ -171,7 +171,7 @@ TEST_CASE("datasets: KMNIST's checksums are its .gz MD5s; plain files load with 
   }
 }
 
-TEST_CASE("datasets: idx, any four IDX files; K from the labels; notices, not warnings",
+TEST_CASE("datasets: idx, any four IDX files, K from the labels, notices and no warnings",
           "[data][datasets]") {
   TempDir dir("datasets");
   const bool compressed = GENERATE(false, true);
@@ -287,7 +287,7 @@ TEST_CASE("datasets: --target-class takes an index or a class name", "[data][dat
   CHECK_THROWS_AS(octa::data::resolve_class(numbered, ""), octa::Error);
 }
 
-TEST_CASE("real Fashion-MNIST: sizes, classes, checksums; identified when read as idx",
+TEST_CASE("real Fashion-MNIST: sizes, classes, checksums, identified when read as idx",
           "[data][datasets][real]") {
   const auto dir = octa::test::real_fashion_mnist_dir();
   if (!dir) OCTA_SKIP(octa::test::real_fashion_mnist_missing_reason());

@@ -67,7 +67,7 @@ std::string how_to_provide(const DatasetSpec& spec, const fs::path& data_dir,
   }
   return fmt::format(
       "To provide them: copy the four files of the {} release ({}; plain or .gz) into {} or {}; or "
-      "run scripts/setup.sh{}",
+      "run scripts/setup.sh (it copies MNIST and Fashion-MNIST from ../shared/data){}",
       spec.title, fmt::join(names, ", "), data_dir.string(), raw_dir.string(), download);
 }
 

@@ -332,6 +332,7 @@ TEST_CASE("emulator: every kernel of kernels/*.cu is rewritten and launched by a
       {"elementwise.cu", "dropout_backward_kernel"},
       {"loss.cu", "bce_with_logits_kernel"},
       {"logit_head.cu", "logit_head_train_kernel"},
+      {"logit_head.cu", "softmax_head_train_kernel"},  // emul_softmax_head_test.cpp
       {"optimizer.cu", "adam_update_kernel"},
       {"optimizer.cu", "sgd_update_kernel"},
       {"optimizer.cu", "increment_step_kernel"},

@@ -177,8 +177,9 @@ void decide_conv_path(ConvChoice& choice) {
     if (!choice.shared.passed()) reasons = "\n  " + shared_summary(choice.shared) + reasons;
     throw Error(fmt::format(
         "--conv auto: no convolution path passed octa's kernel self-check on this GPU (model "
-        "{}):{}\nRun octa_selftest for the whole table; --device cpu trains on the CPU "
-        "reference path",
+        "{}):{}\nA CUDA error in one case can leave the device unusable for the rest of the "
+        "process, so the first failure is the one to read (--conv NAME checks one path alone). "
+        "Run octa_selftest for the whole table; --device cpu trains on the CPU reference path",
         choice.model, reasons));
   }
   choice.path = best->path;

@@ -40,6 +40,7 @@
 #include "tests/emulation/selftest_kernels.hpp"
 #include "tests/support/compare.hpp"
 #include "tests/support/gradcheck.hpp"
+#include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace gpu = octa::gpu;
@@ -545,6 +546,10 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
 
 TEST_CASE("emulator: octa_selftest --list marks as emulated exactly the cases run here",
           "[emul][cases][selftest]") {
+  if (!std::filesystem::exists(OCTA_SELFTEST_EXE)) {
+    OCTA_SKIP(fmt::format("{} is not built (a sanitizer build builds this test alone)",
+                          OCTA_SELFTEST_EXE));
+  }
   const octa::test::TempDir dir("selftest-list");
   const std::filesystem::path json = dir / "list.json";
   const std::string cmd =

@@ -171,6 +171,7 @@ int run(const Args& a, nlohmann::json j) {
     }
     nlohmann::json cj = sc::to_json(c);
     cj["conv_paths"] = paths_of(c);
+    cj["passed"] = ok;  // also in "result", with the rest; here for readers that scan the cases
     cj["result"] = sc::to_json(r);
     j["cases"].push_back(std::move(cj));
   }

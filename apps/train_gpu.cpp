@@ -1,8 +1,11 @@
 // apps/train_gpu.cpp: train the tutorial's "is it an 8?" CNN on MNIST, evaluate it, save it.
 // The GPU is the point; without one (no driver, no device, or a CPU-only build) `--device auto`
 // says so plainly and trains on the CPU reference path.
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -16,12 +19,15 @@
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
+#include "engine/data/holdout.hpp"
 #include "engine/data/mnist.hpp"
 #if defined(OCTA_HAVE_CUDA)
 #include "engine/gpu/conv_select.hpp"
 #include "engine/gpu/cuda_backend.hpp"
 #endif
 #include "engine/io/checkpoint.hpp"
+#include "engine/report/evaluation.hpp"
+#include "engine/report/run_report.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/exports.hpp"
 #include "engine/train/progress.hpp"
@@ -61,6 +67,10 @@ struct Args {
   std::string export_init, export_order, export_losses;
   bool eval_every_epoch = false;
   std::string log_level = "info";
+  int val_size = 0;
+  std::string report;  // default: beside the checkpoint
+  bool no_report = false;
+  bool target_digit_given = false, val_size_given = false;  // on the command line
 };
 
 const char* kExamples = R"(
@@ -77,6 +87,11 @@ Examples:
                                                every path and takes the fastest that passes)
   train_gpu --resume runs/model_a.safetensors --epochs 8
                                                continue a run from its last checkpoint
+  train_gpu --val-size 5000                    hold out 5,000 training images to choose the
+                                               threshold on (never the test split)
+  train_gpu --report runs/report.html          the HTML report (by default it goes beside the
+                                               checkpoint: runs/model_a.report.html)
+  octa_report runs/metrics.json                the report again later, without retraining
 Load the weights in PyTorch:
   model.load_state_dict(safetensors.torch.load_file("runs/model_a.safetensors"))
 )";
@@ -86,7 +101,17 @@ std::string make_run_id() {
   return fmt::format("{:08x}{:08x}", rd(), rd());
 }
 
-int run(const Args& a) {
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+int run(Args a) {
+  const auto started = std::chrono::steady_clock::now();
   // --- configuration, validated before any work -------------------------------------------------
   const octa::Arch arch = octa::parse_arch(a.model);
   octa::OptimizerConfig opt;
@@ -185,6 +210,23 @@ int run(const Args& a) {
       spdlog::info("--resume: continuing with the checkpoint's seed {}", ck.training.seed);
     }
     bc.seed = to.seed = ck.training.seed;
+    // The digit and the held-out images are part of the run: a resumed run keeps them.
+    if (ck.training.target_digit && *ck.training.target_digit != a.target_digit) {
+      OCTA_CHECK(!a.target_digit_given,
+                 "--target-digit {}: {} was trained to recognise the digit {}; a resumed run "
+                 "keeps it",
+                 a.target_digit, a.resume, *ck.training.target_digit);
+      a.target_digit = to.target_digit = *ck.training.target_digit;
+    }
+    if (ck.training.val_size != a.val_size) {
+      OCTA_CHECK(!a.val_size_given,
+                 "--val-size {}: {} held out {} validation images; a resumed run must hold out "
+                 "the same ones (leave --val-size out)",
+                 a.val_size, a.resume, ck.training.val_size);
+      spdlog::info("--resume: holding out the checkpoint's {} validation images",
+                   ck.training.val_size);
+      a.val_size = ck.training.val_size;
+    }
     bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
     epochs_done = ck.training.epochs_done;
@@ -203,13 +245,14 @@ int run(const Args& a) {
   octa::data::FindOptions find;
   find.allow_download = !a.no_download;
   const octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
-  // --max-train/--max-test 0 mean "all".
-  const octa::data::Split train_split =
-      a.max_train > 0 ? octa::data::take_first(mnist.train, a.max_train) : mnist.train;
-  const octa::data::Split test_split =
-      a.max_test > 0 ? octa::data::take_first(mnist.test, a.max_test) : mnist.test;
-  spdlog::info("MNIST: {} training and {} test images (digit {} vs rest)", train_split.count,
-               test_split.count, a.target_digit);
+  // --val-size images held out of the whole training split (seeded), then --max-train and
+  // --max-test (0 mean "all").
+  const octa::data::RunSplits splits =
+      octa::data::run_splits(mnist, a.val_size, to.seed, a.max_train, a.max_test);
+  const octa::data::Split& train_split = splits.train;
+  const octa::data::Split& test_split = splits.test;
+  spdlog::info("MNIST: {} training, {} validation and {} test images (digit {} vs rest)",
+               train_split.count, splits.validation.count, test_split.count, a.target_digit);
 
   spdlog::info("model {}: {} trainable parameters; {} on {}; batch {}, {} epochs", a.model,
                table.num_trainable(), octa::optimizer_name(opt.kind), backend->description(),
@@ -222,7 +265,13 @@ int run(const Args& a) {
     octa::export_batch_order(a.export_order, train_split, to.seed, epochs_done, a.epochs);
   }
   to.record_step_losses = !a.export_losses.empty();
-  to.eval_every_epoch = a.eval_every_epoch;
+  to.val_size = a.val_size;
+  // The report draws test accuracy per epoch.
+  const std::filesystem::path report_path = !a.report.empty() ? fs::path(a.report)
+                                            : a.no_report || to.checkpoint.empty()
+                                                ? fs::path()
+                                                : octa::report::default_report_path(to.checkpoint);
+  to.eval_every_epoch = a.eval_every_epoch || !report_path.empty();
 
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
@@ -232,7 +281,17 @@ int run(const Args& a) {
     spdlog::info("weights: {} (optimiser state: {})", to.checkpoint.string(),
                  octa::optimizer_state_path(to.checkpoint).string());
   }
-  if (!a.metrics_out.empty()) {
+  const auto evaluated = std::chrono::steady_clock::now();
+  const octa::report::SplitEvaluation test_eval = octa::report::evaluate_split(
+      octa::report::kTestSplit, report.test_logits, test_split, a.target_digit);
+  std::optional<octa::report::SplitEvaluation> val_eval;
+  if (splits.validation.count > 0) {
+    std::vector<float> logits;
+    octa::evaluate(*backend, splits.validation, a.test_batch_size, a.target_digit, &logits);
+    val_eval = octa::report::evaluate_split(octa::report::kValidationSplit, std::move(logits),
+                                            splits.validation, a.target_digit);
+  }
+  {  // The metrics JSON; the report's figures are read from it.
     nlohmann::json j;
     j["device"] = backend->description();
     j["model"] = octa::arch_name(arch);
@@ -246,14 +305,48 @@ int run(const Args& a) {
                    {"target_digit", a.target_digit},
                    {"pos_weight", a.pos_weight},
                    {"train_images", train_split.count},
-                   {"test_images", test_split.count}};
+                   {"test_images", test_split.count},
+                   {"val_size", a.val_size},
+                   {"validation_images", splits.validation.count},
+                   {"data_dir", fs::absolute(a.data_dir).lexically_normal().string()},
+                   {"run_id", to.run_id}};
     j["epochs"] = nlohmann::json::array();
     for (const auto& e : report.epochs) j["epochs"].push_back(octa::to_json(e));
     j["test"] = octa::to_json(report.test);
     j["conv"] = conv_choice;
     if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
-    octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
-    spdlog::info("metrics: {}", a.metrics_out);
+    // Which split every figure is from: "test", "validation", and the thresholds' own "split".
+    j.update(octa::report::evaluation_json(test_eval, val_eval ? &*val_eval : nullptr));
+    const auto seconds = [](auto from, auto to_) {
+      return std::chrono::duration<double>(to_ - from).count();
+    };
+    double train_seconds = 0;
+    for (const auto& e : report.epochs) train_seconds += e.seconds;
+    j["timings"] = {{"train_seconds", train_seconds},
+                    {"evaluation_seconds", seconds(evaluated, std::chrono::steady_clock::now())},
+                    {"total_seconds", seconds(started, std::chrono::steady_clock::now())}};
+    j["finished_at"] = utc_now();
+    const nlohmann::json& best = j["thresholds"]["best_f1"];
+    spdlog::info(
+        "best-F1 threshold on the {} split: {:.4f} (F1 {:.4f}); on the test split it gives "
+        "F1 {:.4f}",
+        j["thresholds"]["split"].get<std::string>(), best["threshold"].get<double>(),
+        best["f1"].get<double>(), j["test_at_best_f1_threshold"]["f1"].get<double>());
+    if (!report_path.empty()) j["report"] = report_path.string();
+    if (!a.metrics_out.empty()) {
+      octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
+      spdlog::info("metrics: {}", a.metrics_out);
+    }
+    if (!report_path.empty()) {
+      octa::report::RunReportInputs in;
+      in.metrics = &j;
+      in.test = &test_eval;
+      in.validation = val_eval ? &*val_eval : nullptr;
+      in.test_images = &test_split;
+      in.made_by = "train_gpu";
+      octa::report::write_report(report_path, octa::report::build_run_page(in));
+      spdlog::info("report: {}", report_path.string());
+    }
   }
   return 0;
 }
@@ -324,8 +417,16 @@ int main(int argc, char** argv) {
   app.add_option("--init-from", a.init_from,
                  "Start from these weights (safetensors, e.g. exported from PyTorch)");
   app.add_option("--metrics-out", a.metrics_out, "Also write all metrics as JSON here");
+  app.add_option("--val-size", a.val_size,
+                 "Hold out this many training images (seeded) as a validation split: the "
+                 "threshold table and best-F1 threshold come from it, never from the test split")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--report", a.report,
+                 "Write the HTML report here [beside the checkpoint: <checkpoint>.report.html]");
+  app.add_flag("--no-report", a.no_report, "Write no HTML report");
   app.add_flag("--eval-every-epoch", a.eval_every_epoch,
-               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy)");
+               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy); on "
+               "whenever a report is written");
   app.add_option("--export-init", a.export_init,
                  "Write the initial weights (before the first step) as safetensors");
   app.add_option("--export-order", a.export_order,
@@ -335,6 +436,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  a.target_digit_given = app.count("--target-digit") > 0;
+  a.val_size_given = app.count("--val-size") > 0;
 
   try {
     octa::init_logging(octa::parse_log_level(a.log_level));

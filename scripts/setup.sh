@@ -25,7 +25,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- 1. Debian packages ------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config git catch2 libspdlog-dev libfmt-dev libcli11-dev
           nlohmann-json3-dev zlib1g-dev libssl-dev libcurl4-openssl-dev libopenblas-dev libomp-dev
-          python3)
+          libpng-dev libturbojpeg0-dev python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -50,6 +50,24 @@ if command -v python3 >/dev/null && ! python3 -c "import safetensors.numpy, nump
     say "installed Python safetensors + numpy (interop tests)"
   else
     say "Python safetensors/numpy not installable here: the interop tests will skip"
+  fi
+fi
+
+# Optional: Chromium, for the test that opens the HTML report in a real headless browser (about
+# 12 s to install here). Without it that test skips and says why.
+if ! command -v chromium >/dev/null; then
+  apt_cmd=(apt-get)
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null && apt_cmd=(sudo apt-get) || apt_cmd=()
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ((${#apt_cmd[@]})) &&
+     { "${apt_cmd[@]}" install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+       { "${apt_cmd[@]}" update -qq >/dev/null 2>&1 &&
+         "${apt_cmd[@]}" install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; then
+    say "installed chromium (report browser test)"
+  else
+    say "chromium not installable here: the report browser test will skip"
   fi
 fi
 

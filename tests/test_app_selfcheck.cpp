@@ -23,10 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using octa::test::CommandResult;
 using octa::test::run_command;
-
-std::string quoted(const fs::path& p) {
-  return fmt::format("'{}'", p.string());
-}
+using octa::test::shell_quoted;
 
 // A tiny MNIST in IDX form (uncompressed): `count` images of varied pixels, digits 0..9.
 void write_idx_set(const fs::path& dir, const std::string& prefix, std::uint32_t count) {
@@ -56,10 +53,11 @@ TEST_CASE("train_gpu --conv auto on the CPU path is a no-op that says the CPU pa
   const octa::test::TempDir dir("conv-auto");
   write_idx_set(dir.path(), "train", 70);
   write_idx_set(dir.path(), "t10k", 20);
-  const CommandResult r = run_command(fmt::format(
-      "'{}' --device cpu --conv auto --no-download --data-dir {} --epochs 1 --no-checkpoint "
-      "--metrics-out {}",
-      OCTA_TRAIN_GPU_EXE, quoted(dir.path()), quoted(dir / "metrics.json")));
+  const CommandResult r =
+      run_command(OCTA_TRAIN_GPU_EXE,
+                  fmt::format("--device cpu --conv auto --no-download --data-dir {} --epochs 1 "
+                              "--no-checkpoint --metrics-out {}",
+                              shell_quoted(dir.path()), shell_quoted(dir / "metrics.json")));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("--conv auto: the CPU reference path is in use"));
@@ -72,7 +70,7 @@ TEST_CASE("train_gpu --conv auto on the CPU path is a no-op that says the CPU pa
 }
 
 TEST_CASE("train_gpu --help offers --conv auto and --no-check", "[cpu][app][conv]") {
-  const CommandResult r = run_command(fmt::format("'{}' --help", OCTA_TRAIN_GPU_EXE));
+  const CommandResult r = run_command(OCTA_TRAIN_GPU_EXE, "--help");
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("--no-check") && Catch::Contains("auto (the fastest") &&
@@ -83,7 +81,7 @@ TEST_CASE("train_gpu --help offers --conv auto and --no-check", "[cpu][app][conv
 
 TEST_CASE("octa_selftest --help says what it does, with examples and exit statuses",
           "[cpu][app][selftest]") {
-  const CommandResult r = run_command(fmt::format("'{}' --help", OCTA_SELFTEST_EXE));
+  const CommandResult r = run_command(OCTA_SELFTEST_EXE, "--help");
   INFO(r.output);
   CHECK(r.exit_code == 0);
   for (const char* flag :
@@ -96,7 +94,7 @@ TEST_CASE("octa_selftest --list lists the cases on any machine, with who runs ea
           "[cpu][app][selftest]") {
   const octa::test::TempDir dir("selftest-list");
   const CommandResult r = run_command(
-      fmt::format("'{}' --list --json {}", OCTA_SELFTEST_EXE, quoted(dir / "list.json")));
+      OCTA_SELFTEST_EXE, fmt::format("--list --json {}", shell_quoted(dir / "list.json")));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("conv3x3_tc_forward N64 32>64 14x14") &&
@@ -112,8 +110,7 @@ TEST_CASE("octa_selftest --list lists the cases on any machine, with who runs ea
     CHECK_FALSE(c["reference"].get<std::string>().empty());
     CHECK_FALSE(c["conv_paths"].get<std::string>().empty());
   }
-  const CommandResult none =
-      run_command(fmt::format("'{}' --list --filter no-such-case", OCTA_SELFTEST_EXE));
+  const CommandResult none = run_command(OCTA_SELFTEST_EXE, "--list --filter no-such-case");
   CHECK(none.exit_code == 1);
   CHECK_THAT(none.output, Catch::Contains("--filter 'no-such-case'"));
 }
@@ -125,7 +122,7 @@ TEST_CASE("octa_selftest without a GPU says so and exits 2, with the report in i
   }
   const octa::test::TempDir dir("selftest-nogpu");
   const CommandResult r =
-      run_command(fmt::format("'{}' --json {}", OCTA_SELFTEST_EXE, quoted(dir / "s.json")));
+      run_command(OCTA_SELFTEST_EXE, fmt::format("--json {}", shell_quoted(dir / "s.json")));
   INFO(r.output);
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.output, Catch::Contains("octa_selftest: ") &&

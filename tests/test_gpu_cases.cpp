@@ -96,8 +96,7 @@ TEST_CASE("the case table: unique names, a body, a group the runner runs, models
   CHECK(models == (sc::kModelA | sc::kModelB));
 }
 
-TEST_CASE("the --conv paths run the convolutions train_gpu's engine runs for them",
-          "[selfcheck]") {
+TEST_CASE("the --conv paths run the convolutions train_gpu's engine runs for them", "[selfcheck]") {
   for (const sc::KernelCase& c : sc::all_cases()) {
     INFO(c.name);
     const bool fused = octa::conv_path_uses(ConvPath::kFused, c);
@@ -256,7 +255,7 @@ TEST_CASE("GPU: octa_selftest passes every case and writes its JSON", "[gpu][sel
   OCTA_REQUIRE_GPU();
   const octa::test::TempDir dir("selftest");
   const octa::test::CommandResult r = octa::test::run_command(
-      fmt::format("'{}' --json '{}'", OCTA_SELFTEST_EXE, (dir / "s.json").string()));
+      OCTA_SELFTEST_EXE, fmt::format("--json {}", octa::test::shell_quoted(dir / "s.json")));
   INFO(r.output);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.output, Catch::Contains("compute capability") && Catch::Contains("cuDNN") &&

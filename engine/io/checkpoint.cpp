@@ -176,10 +176,15 @@ void save_checkpoint(const fs::path& path, const ParamTable& table, const ModelS
       {"dampening", fmt::format("{}", c.dampening)},
       {"nesterov", c.nesterov ? "1" : "0"},
   };
-  io::write_safetensors(optimizer_state_path(path), tensors, meta);
-  save_weights(path, table, model,
-               {{"octa.run_id", training.run_id},
-                {"octa.epochs_done", std::to_string(training.epochs_done)}});
+  std::map<std::string, std::string> run_meta = {
+      {"octa.run_id", training.run_id},
+      {"octa.epochs_done", std::to_string(training.epochs_done)},
+      {"octa.val_size", std::to_string(training.val_size)}};
+  if (training.target_digit) run_meta["octa.target_digit"] = std::to_string(*training.target_digit);
+  std::map<std::string, std::string> optim_meta = meta;
+  optim_meta.insert(run_meta.begin(), run_meta.end());
+  io::write_safetensors(optimizer_state_path(path), tensors, optim_meta);
+  save_weights(path, table, model, run_meta);
 }
 
 Checkpoint load_checkpoint(const fs::path& path, const ParamTable& table) {
@@ -234,6 +239,12 @@ Checkpoint load_checkpoint(const fs::path& path, const ParamTable& table) {
     }
   }
   read_tensor(file, opath, "step", io::DType::kI64, {}, &os.step);
+  if (file.metadata.contains("octa.target_digit")) {
+    ts.target_digit = metadata_int<int>(file, opath, "octa.target_digit");
+  }
+  if (file.metadata.contains("octa.val_size")) {
+    ts.val_size = metadata_int<int>(file, opath, "octa.val_size");
+  }
   return ck;
 }
 

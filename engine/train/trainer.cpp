@@ -32,7 +32,7 @@ std::vector<std::unique_ptr<data::HostBatch>> host_batch_ring(int batch_size, in
 }
 
 BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
-                       int target_digit) {
+                       int target_digit, std::vector<float>* logits_out) {
   data::PrefetchOptions po;
   po.batch_size = batch_size;
   po.shuffle = false;
@@ -48,7 +48,9 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
     all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + item.n);
     all_targets.insert(all_targets.end(), item.batch->targets(), item.batch->targets() + item.n);
   }
-  return compute_binary_metrics(all_logits, all_targets);
+  BinaryMetrics metrics = compute_binary_metrics(all_logits, all_targets);
+  if (logits_out) *logits_out = std::move(all_logits);
+  return metrics;
 }
 
 TrainReport train(TrainingBackend& backend, const data::Split& train_split,
@@ -129,11 +131,14 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
       ts.run_id = opt.run_id;
       ts.optimizer = opt.optimizer;
       ts.optimizer_state = backend.optimizer_state();
+      ts.target_digit = opt.target_digit;
+      ts.val_size = opt.val_size;
       save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
       spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
     }
   }
-  report.test = evaluate(backend, test_split, opt.test_batch_size, opt.target_digit);
+  report.test =
+      evaluate(backend, test_split, opt.test_batch_size, opt.target_digit, &report.test_logits);
   return report;
 }
 

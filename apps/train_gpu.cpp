@@ -23,6 +23,7 @@
 #include "engine/data/holdout.hpp"
 #include "engine/data/mnist.hpp"
 #if defined(OCTA_HAVE_CUDA)
+#include "engine/gpu/conv_select.hpp"
 #include "engine/gpu/cuda_backend.hpp"
 #endif
 #include "engine/io/checkpoint.hpp"
@@ -56,7 +57,8 @@ struct Args {
   std::size_t max_train = 0, max_test = 0;
   bool drop_last = false;
   std::string device = "auto";
-  std::string conv = "fused";
+  std::string conv = "auto";
+  bool no_check = false;
   int threads = 0;
   int loader_threads = 0;
   std::string checkpoint;  // default: runs/model_<a|b>.safetensors
@@ -82,6 +84,9 @@ Examples:
   train_gpu --metrics-out runs/metrics.json    metrics as JSON as well
   train_gpu --conv fused-fp32                  octa's convolutions on the CUDA cores only (no
                                                tensor cores); --conv cudnn: cuDNN's
+  train_gpu --conv fused --no-check            that path without the start-up kernel check
+                                               (benchmarking; the default, --conv auto, checks
+                                               every path and takes the fastest that passes)
   train_gpu --resume runs/model_a.safetensors --epochs 8
                                                continue a run from its last checkpoint
   train_gpu --val-size 5000                    hold out 5,000 training images to choose the
@@ -173,11 +178,26 @@ int run(Args a) {
   to.loss_sync_every = use_gpu ? 100 : 1;
   to.loader_threads =
       a.loader_threads > 0 ? a.loader_threads : octa::default_loader_threads(use_gpu);
+  // --conv: on the GPU, the kernel self-check of the model's shapes picks (auto) or vets the path
+  // (engine/gpu/conv_select.hpp); on the CPU path there is nothing to choose.
+  nlohmann::json conv_choice = {
+      {"requested", a.conv}, {"chosen", nullptr}, {"why", "the CPU reference path is in use"}};
+  if (!use_gpu) {
+    spdlog::info(
+        "--conv {}: the CPU reference path is in use, so there is no GPU convolution path "
+        "to choose or check",
+        a.conv);
+  }
   const auto make_backend = [&](const octa::BackendConfig& config) {
 #if defined(OCTA_HAVE_CUDA)
     if (use_gpu) {
+      octa::ConvCheckOptions check;
+      check.check = !a.no_check;
+      check.batch_size = a.batch_size;
+      const octa::ConvChoice choice = octa::choose_conv_path(config, a.conv, check);
+      conv_choice = octa::to_json(choice);
       octa::CudaBackendOptions cuda;
-      cuda.conv = octa::parse_conv_path(a.conv);
+      cuda.conv = choice.path;
       return octa::make_cuda_backend(config, cuda);
     }
 #endif
@@ -296,6 +316,7 @@ int run(Args a) {
     j["epochs"] = nlohmann::json::array();
     for (const auto& e : report.epochs) j["epochs"].push_back(octa::to_json(e));
     j["test"] = octa::to_json(report.test);
+    j["conv"] = conv_choice;
     if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
     // Which split every figure is from: "test", "validation", and the thresholds' own "split".
     j.update(octa::report::evaluation_json(test_eval, val_eval ? &*val_eval : nullptr));
@@ -380,10 +401,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cuda", "cpu", "cpu-ref"}))
       ->capture_default_str();
   app.add_option("--conv", a.conv,
-                 "GPU convolutions: fused (octa's kernels, conv2 on the tensor cores in 3xTF32), "
-                 "fused-fp32 (octa's kernels, all on the CUDA cores in FP32) or cudnn")
-      ->check(CLI::IsMember({"fused", "fused-fp32", "cudnn"}))
+                 "GPU convolutions: auto (the fastest of the paths whose kernel cases pass on "
+                 "this GPU, checked at start-up), fused (octa's kernels, conv2 on the tensor "
+                 "cores in 3xTF32), fused-fp32 (octa's kernels, all on the CUDA cores in FP32) "
+                 "or cudnn; a named path is checked too, and the run stops if it fails")
+      ->check(CLI::IsMember({"auto", "fused", "fused-fp32", "cudnn"}))
       ->capture_default_str();
+  app.add_flag("--no-check", a.no_check,
+               "Skip the start-up kernel self-check of a named --conv path (benchmarking)");
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
   app.add_option("--loader-threads", a.loader_threads,
                  "Threads that shuffle and transform batches ahead of training (0: auto, 1 on "

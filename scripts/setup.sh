@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/setup.sh: install octa's dependencies from Debian packages, put the real MNIST where
-# train_gpu looks for it (./data/MNIST/raw, torchvision's layout), configure and build.
+# scripts/setup.sh: install octa's dependencies from Debian packages, put the real MNIST and
+# Fashion-MNIST where train_gpu looks for them (./data/MNIST/raw and ./data/FashionMNIST/raw,
+# torchvision's layout), configure and build.
 # Safe to run any number of times: it installs only what is missing and rebuilds incrementally.
 #
 #   scripts/setup.sh                 # everything, Release build in ./build
@@ -81,22 +82,26 @@ else
   say "no CUDA toolkit (nvcc) found: building the CPU engine only"
 fi
 
-# --- 2. MNIST -------------------------------------------------------------------------------------
-raw="$root/data/MNIST/raw"
-shared="$root/../shared/data/mnist"
+# --- 2. MNIST and Fashion-MNIST ------------------------------------------------------------------
+# Each into torchvision's layout: data/MNIST/raw, data/FashionMNIST/raw.
 files=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz
        t10k-labels-idx1-ubyte.gz)
-if [ -d "$shared" ]; then
-  mkdir -p "$raw"
-  for f in "${files[@]}"; do
-    if [ ! -f "$raw/$f" ] || ! cmp -s "$shared/$f" "$raw/$f"; then
-      cp "$shared/$f" "$raw/$f.part" && mv "$raw/$f.part" "$raw/$f"
-    fi
-  done
-  say "MNIST in $raw (copied from ../shared/data/mnist)"
-else
-  say "no ../shared/data/mnist: train_gpu will look in ./data and download MNIST if it can"
-fi
+place_dataset() {  # place_dataset SHARED_NAME FOLDER TITLE
+  local shared="$root/../shared/data/$1" raw="$root/data/$2/raw"
+  if [ -d "$shared" ]; then
+    mkdir -p "$raw"
+    for f in "${files[@]}"; do
+      if [ ! -f "$raw/$f" ] || ! cmp -s "$shared/$f" "$raw/$f"; then
+        cp "$shared/$f" "$raw/$f.part" && mv "$raw/$f.part" "$raw/$f"
+      fi
+    done
+    say "$3 in $raw (copied from ../shared/data/$1)"
+  else
+    say "no ../shared/data/$1: train_gpu will look in ./data and download $3 if it can"
+  fi
+}
+place_dataset mnist MNIST MNIST
+place_dataset fashion-mnist FashionMNIST Fashion-MNIST
 
 # --- 3. Build -----------------------------------------------------------------------------------
 if ((do_build)); then

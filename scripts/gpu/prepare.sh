@@ -3,7 +3,7 @@
 # uses the lent GPU machine, which can download nothing. It fetches the Debian packages octa builds
 # against (and the shared libraries they need beyond glibc/libstdc++) into .gpu-deps/, and makes
 # sure the real MNIST is in data/ (scripts/setup.sh --no-build). Both folders are git-ignored:
-# name them in the device tool's `carry` (["data", ".gpu-deps"]). About 25 MB.
+# name them in the device tool's `carry` (["data/MNIST", ".gpu-deps"]). About 25 MB.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"

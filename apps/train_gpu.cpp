@@ -181,10 +181,10 @@ int run(Args a) {
   // --conv: on the GPU, the kernel self-check of the model's shapes picks (auto) or vets the path
   // (engine/gpu/conv_select.hpp); on the CPU path there is nothing to choose.
   nlohmann::json conv_choice = {
-      {"requested", a.conv}, {"chosen", nullptr}, {"why", "the CPU reference path is in use"}};
+      {"requested", a.conv}, {"chosen", nullptr}, {"why", "the CPU path is in use"}};
   if (!use_gpu) {
     spdlog::info(
-        "--conv {}: the CPU reference path is in use, so there is no GPU convolution path "
+        "--conv {}: the CPU path is in use, so there is no GPU convolution path "
         "to choose or check",
         a.conv);
   }

@@ -66,7 +66,7 @@ TEST_CASE("train_gpu --conv auto on the CPU path is a no-op that says the CPU pa
   const nlohmann::json j = nlohmann::json::parse(in);
   CHECK(j["conv"]["requested"] == "auto");
   CHECK(j["conv"]["chosen"].is_null());
-  CHECK_THAT(j["conv"]["why"].get<std::string>(), Catch::Contains("CPU reference path"));
+  CHECK_THAT(j["conv"]["why"].get<std::string>(), Catch::Contains("CPU path"));
 }
 
 TEST_CASE("train_gpu --help offers --conv auto and --no-check", "[cpu][app][conv]") {

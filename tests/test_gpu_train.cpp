@@ -20,6 +20,7 @@
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/compare.hpp"
+#include "tests/support/compare_states.hpp"
 #include "tests/support/forwarding_backend.hpp"
 #include "tests/support/run_steps.hpp"
 #include "tests/support/skip.hpp"
@@ -53,10 +54,10 @@ void compare_with_cpu(Arch arch, ConvPath conv, int batch, int steps) {
   const auto l_gpu = octa::test::run_steps(*gpu, split, batch, steps);
   OCTA_CHECK_CLOSE("losses", l_gpu.data(), l_cpu.data(), l_cpu.size(),
                    octa::test::tol::kGpuStepVsCpu);
-  const auto p_cpu = cpu->model_state(), p_gpu = gpu->model_state();
-  OCTA_CHECK_CLOSE("parameters and buffers", p_gpu.values.data(), p_cpu.values.data(),
-                   p_cpu.values.size(), octa::test::tol::kGpuStepVsCpu);
-  CHECK(p_gpu.num_batches_tracked == p_cpu.num_batches_tracked);
+  // Model B's convolution biases before BatchNorm are bounded, not compared (compare_states.hpp).
+  octa::test::check_states_close(octa::ParamTable::for_arch(arch), gpu->model_state(),
+                                 cpu->model_state(), 9, steps, 1e-3,
+                                 octa::test::tol::kGpuStepVsCpu);
   const auto o_cpu = cpu->optimizer_state(), o_gpu = gpu->optimizer_state();
   CHECK(o_gpu.step == o_cpu.step);
   OCTA_CHECK_CLOSE("exp_avg", o_gpu.m.data(), o_cpu.m.data(), o_cpu.m.size(),

@@ -1,11 +1,15 @@
 // apps/train_gpu.cpp: train the tutorial's "is it an 8?" CNN on MNIST, evaluate it, save it.
 // The GPU is the point; without one (no driver, no device, or a CPU-only build) `--device auto`
-// says so plainly and trains on the CPU reference path.
+// says so plainly and trains on the fast CPU backend (--device cpu-ref: the plain CPU reference).
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -17,14 +21,19 @@
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
+#include "engine/data/holdout.hpp"
 #include "engine/data/mnist.hpp"
 #if defined(OCTA_HAVE_CUDA)
+#include "engine/gpu/conv_select.hpp"
 #include "engine/gpu/cuda_backend.hpp"
 #endif
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
+#include "engine/report/evaluation.hpp"
+#include "engine/report/run_report.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/exports.hpp"
+#include "engine/train/fast_cpu_backend.hpp"
 #include "engine/train/interrupt.hpp"
 #include "engine/train/memory_check.hpp"
 #include "engine/train/progress.hpp"
@@ -52,7 +61,8 @@ struct Args {
   std::size_t max_train = 0, max_test = 0;
   bool drop_last = false;
   std::string device = "auto";
-  std::string conv = "fused";
+  std::string conv = "auto";
+  bool no_check = false;
   int threads = 0;
   int loader_threads = 0;
   std::string checkpoint;  // default: runs/model_<a|b>.safetensors
@@ -64,6 +74,10 @@ struct Args {
   bool eval_every_epoch = false;
   bool overwrite = false;
   std::string log_level = "info";
+  int val_size = 0;
+  std::string report;  // default: beside the checkpoint
+  bool no_report = false;
+  bool target_digit_given = false, val_size_given = false;  // on the command line
 };
 
 const char* kExamples = R"(
@@ -71,12 +85,20 @@ Examples:
   train_gpu                                    model A, 5 epochs, MNIST from ./data (or ./data/MNIST/raw)
   train_gpu --model b --epochs 10              the tutorial's final model and schedule
   train_gpu --device cpu --max-train 10000 --epochs 1
-                                               a quick run on the CPU reference path
+                                               a quick run on the CPU
   train_gpu --metrics-out runs/metrics.json    metrics as JSON as well
   train_gpu --conv fused-fp32                  octa's convolutions on the CUDA cores only (no
                                                tensor cores); --conv cudnn: cuDNN's
+  train_gpu --conv fused --no-check            that path without the start-up kernel check
+                                               (benchmarking; the default, --conv auto, checks
+                                               every path and takes the fastest that passes)
   train_gpu --resume runs/model_a.safetensors --epochs 8
                                                continue a run from its last checkpoint
+  train_gpu --val-size 5000                    hold out 5,000 training images to choose the
+                                               threshold on (never the test split)
+  train_gpu --report runs/report.html          the HTML report (by default it goes beside the
+                                               checkpoint: runs/model_a.report.html)
+  octa_report runs/metrics.json                the report again later, without retraining
 Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves a checkpoint there (mid-epoch) and
 prints the command that resumes it, exiting with 130 or 143; a second signal stops at once.
 Load the weights in PyTorch:
@@ -88,7 +110,17 @@ std::string make_run_id() {
   return fmt::format("{:08x}{:08x}", rd(), rd());
 }
 
-int run(const Args& a) {
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
+}
+
+int run(Args a) {
+  const auto started = std::chrono::steady_clock::now();
   // --- configuration, validated before any work -------------------------------------------------
   const octa::Arch arch = octa::parse_arch(a.model);
   octa::OptimizerConfig opt;
@@ -114,13 +146,13 @@ int run(const Args& a) {
   // --- device ---------------------------------------------------------------------------------
   const octa::DeviceProbe probe = octa::probe_cuda_device();
   bool use_gpu = false;
-  if (a.device != "cpu") {
+  const bool cpu_ref = a.device == "cpu-ref";  // the reference path, for comparisons
+  if (a.device != "cpu" && !cpu_ref) {
     if (probe.available) {
       use_gpu = true;
     } else {
       OCTA_CHECK(a.device != "cuda", "--device cuda: {}", probe.reason);
-      spdlog::warn("No GPU: {}. Training on the CPU reference path instead (slower; see --device).",
-                   probe.reason);
+      spdlog::warn("No GPU: {}. Training on the CPU instead (slower; see --device).", probe.reason);
     }
   }
   if (a.threads > 0) octa::set_cpu_threads(a.threads);
@@ -130,6 +162,7 @@ int run(const Args& a) {
   bc.arch = arch;
   bc.optimizer = opt;
   bc.max_batch = std::max(a.batch_size, a.test_batch_size);
+  bc.train_batch = a.batch_size;
   bc.seed = a.seed;
   bc.pos_weight = a.pos_weight;
   octa::TrainOptions to;
@@ -156,8 +189,15 @@ int run(const Args& a) {
   // --- limits and outputs, checked before anything is allocated ----------------------------------
   const octa::ParamTable table = octa::ParamTable::for_arch(arch);
   const int ring_slots = std::max(4, 2 * to.loader_threads);  // host_batch_ring's slots
-  octa::check_batch_memory("--batch-size", a.batch_size, table, !use_gpu, ring_slots);
-  octa::check_batch_memory("--test-batch-size", a.test_batch_size, table, !use_gpu, ring_slots);
+  const octa::HostModel host_model = use_gpu   ? octa::HostModel::kNone
+                                     : cpu_ref ? octa::HostModel::kReference
+                                               : octa::HostModel::kFast;
+  octa::check_batch_memory("--batch-size", a.batch_size, table, host_model, ring_slots);
+  // The GPU stages and allocates for the larger batch; the CPU backends evaluate in pieces of the
+  // training batch, and their evaluation ring holds at most the test split.
+  if (use_gpu) {
+    octa::check_batch_memory("--test-batch-size", a.test_batch_size, table, host_model, 4);
+  }
   if (!to.checkpoint.empty()) {
     octa::check_output_path(to.checkpoint, octa::OutputKind::kSafetensors, "--checkpoint",
                             a.overwrite);
@@ -172,15 +212,30 @@ int run(const Args& a) {
         std::tuple{"--export-losses", a.export_losses, OutputKind::kJson}}) {
     if (!file.empty()) octa::check_output_path(file, kind, flag, a.overwrite);
   }
+  // --conv: on the GPU, the kernel self-check of the model's shapes picks (auto) or vets the path
+  // (engine/gpu/conv_select.hpp); on the CPU path there is nothing to choose.
+  nlohmann::json conv_choice = {
+      {"requested", a.conv}, {"chosen", nullptr}, {"why", "the CPU path is in use"}};
+  if (!use_gpu) {
+    spdlog::info(
+        "--conv {}: the CPU path is in use, so there is no GPU convolution path "
+        "to choose or check",
+        a.conv);
+  }
   const auto make_backend = [&](const octa::BackendConfig& config) {
 #if defined(OCTA_HAVE_CUDA)
     if (use_gpu) {
+      octa::ConvCheckOptions check;
+      check.check = !a.no_check;
+      check.batch_size = a.batch_size;
+      const octa::ConvChoice choice = octa::choose_conv_path(config, a.conv, check);
+      conv_choice = octa::to_json(choice);
       octa::CudaBackendOptions cuda;
-      cuda.conv = octa::parse_conv_path(a.conv);
+      cuda.conv = choice.path;
       return octa::make_cuda_backend(config, cuda);
     }
 #endif
-    return octa::make_cpu_backend(config);
+    return cpu_ref ? octa::make_cpu_backend(config) : octa::make_fast_cpu_backend(config);
   };
 
   int epochs_done = 0;
@@ -191,6 +246,23 @@ int run(const Args& a) {
       spdlog::info("--resume: continuing with the checkpoint's seed {}", ck.training.seed);
     }
     bc.seed = to.seed = ck.training.seed;
+    // The digit and the held-out images are part of the run: a resumed run keeps them.
+    if (ck.training.target_digit && *ck.training.target_digit != a.target_digit) {
+      OCTA_CHECK(!a.target_digit_given,
+                 "--target-digit {}: {} was trained to recognise the digit {}; a resumed run "
+                 "keeps it",
+                 a.target_digit, a.resume, *ck.training.target_digit);
+      a.target_digit = to.target_digit = *ck.training.target_digit;
+    }
+    if (ck.training.val_size != a.val_size) {
+      OCTA_CHECK(!a.val_size_given,
+                 "--val-size {}: {} held out {} validation images; a resumed run must hold out "
+                 "the same ones (leave --val-size out)",
+                 a.val_size, a.resume, ck.training.val_size);
+      spdlog::info("--resume: holding out the checkpoint's {} validation images",
+                   ck.training.val_size);
+      a.val_size = ck.training.val_size;
+    }
     bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
     epochs_done = ck.training.epochs_done;
@@ -212,14 +284,15 @@ int run(const Args& a) {
   // --- data -------------------------------------------------------------------------------------
   octa::data::FindOptions find;
   find.allow_download = !a.no_download;
-  const octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
-  // --max-train/--max-test 0 mean "all".
-  const octa::data::Split train_split =
-      a.max_train > 0 ? octa::data::take_first(mnist.train, a.max_train) : mnist.train;
-  const octa::data::Split test_split =
-      a.max_test > 0 ? octa::data::take_first(mnist.test, a.max_test) : mnist.test;
-  spdlog::info("MNIST: {} training and {} test images (digit {} vs rest)", train_split.count,
-               test_split.count, a.target_digit);
+  octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
+  // --val-size images held out of the whole training split (seeded), then --max-train and
+  // --max-test (0 mean "all"). Moved in: a copy of the splits would be another 55 MB.
+  const octa::data::RunSplits splits =
+      octa::data::run_splits(std::move(mnist), a.val_size, to.seed, a.max_train, a.max_test);
+  const octa::data::Split& train_split = splits.train;
+  const octa::data::Split& test_split = splits.test;
+  spdlog::info("MNIST: {} training, {} validation and {} test images (digit {} vs rest)",
+               train_split.count, splits.validation.count, test_split.count, a.target_digit);
 
   // From here on SIGINT/SIGTERM stop the run cleanly (engine/train/interrupt.hpp).
   const octa::InterruptHandler interrupt_handler;
@@ -234,7 +307,16 @@ int run(const Args& a) {
     octa::export_batch_order(a.export_order, train_split, to.seed, epochs_done, a.epochs);
   }
   to.record_step_losses = !a.export_losses.empty();
-  to.eval_every_epoch = a.eval_every_epoch;
+  to.val_size = a.val_size;
+  // The report draws test accuracy per epoch.
+  const std::filesystem::path report_path = !a.report.empty() ? fs::path(a.report)
+                                            : a.no_report || to.checkpoint.empty()
+                                                ? fs::path()
+                                                : octa::report::default_report_path(to.checkpoint);
+  to.eval_every_epoch = a.eval_every_epoch || !report_path.empty();
+  if (!report_path.empty()) {
+    octa::check_output_path(report_path, octa::OutputKind::kHtml, "--report", a.overwrite);
+  }
 
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
@@ -244,7 +326,17 @@ int run(const Args& a) {
     spdlog::info("weights: {} (optimiser state: {})", to.checkpoint.string(),
                  octa::optimizer_state_path(to.checkpoint).string());
   }
-  if (!a.metrics_out.empty()) {
+  const auto evaluated = std::chrono::steady_clock::now();
+  const octa::report::SplitEvaluation test_eval = octa::report::evaluate_split(
+      octa::report::kTestSplit, report.test_logits, test_split, a.target_digit);
+  std::optional<octa::report::SplitEvaluation> val_eval;
+  if (splits.validation.count > 0) {
+    std::vector<float> logits;
+    octa::evaluate(*backend, splits.validation, a.test_batch_size, a.target_digit, &logits);
+    val_eval = octa::report::evaluate_split(octa::report::kValidationSplit, std::move(logits),
+                                            splits.validation, a.target_digit);
+  }
+  {  // The metrics JSON; the report's figures are read from it.
     nlohmann::json j;
     j["device"] = backend->description();
     j["model"] = octa::arch_name(arch);
@@ -258,14 +350,49 @@ int run(const Args& a) {
                    {"target_digit", a.target_digit},
                    {"pos_weight", a.pos_weight},
                    {"train_images", train_split.count},
-                   {"test_images", test_split.count}};
+                   {"test_images", test_split.count},
+                   {"val_size", a.val_size},
+                   {"validation_images", splits.validation.count},
+                   {"data_dir", fs::absolute(a.data_dir).lexically_normal().string()},
+                   {"run_id", to.run_id}};
     j["epochs"] = nlohmann::json::array();
     for (const auto& e : report.epochs) j["epochs"].push_back(octa::to_json(e));
     j["test"] = octa::to_json(report.test);
+    j["conv"] = conv_choice;
     if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
-    octa::mark_octa_json(j, "metrics-1");
-    octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
-    spdlog::info("metrics: {}", a.metrics_out);
+    octa::mark_octa_json(j, "metrics-1");  // engine/io/output_guard.hpp
+    // Which split every figure is from: "test", "validation", and the thresholds' own "split".
+    j.update(octa::report::evaluation_json(test_eval, val_eval ? &*val_eval : nullptr));
+    const auto seconds = [](auto from, auto to_) {
+      return std::chrono::duration<double>(to_ - from).count();
+    };
+    double train_seconds = 0;
+    for (const auto& e : report.epochs) train_seconds += e.seconds;
+    j["timings"] = {{"train_seconds", train_seconds},
+                    {"evaluation_seconds", seconds(evaluated, std::chrono::steady_clock::now())},
+                    {"total_seconds", seconds(started, std::chrono::steady_clock::now())}};
+    j["finished_at"] = utc_now();
+    const nlohmann::json& best = j["thresholds"]["best_f1"];
+    spdlog::info(
+        "best-F1 threshold on the {} split: {:.4f} (F1 {:.4f}); on the test split it gives "
+        "F1 {:.4f}",
+        j["thresholds"]["split"].get<std::string>(), best["threshold"].get<double>(),
+        best["f1"].get<double>(), j["test_at_best_f1_threshold"]["f1"].get<double>());
+    if (!report_path.empty()) j["report"] = report_path.string();
+    if (!a.metrics_out.empty()) {
+      octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
+      spdlog::info("metrics: {}", a.metrics_out);
+    }
+    if (!report_path.empty()) {
+      octa::report::RunReportInputs in;
+      in.metrics = &j;
+      in.test = &test_eval;
+      in.validation = val_eval ? &*val_eval : nullptr;
+      in.test_images = &test_split;
+      in.made_by = "train_gpu";
+      octa::report::write_report(report_path, octa::report::build_run_page(in));
+      spdlog::info("report: {}", report_path.string());
+    }
   }
   if (const int sig = octa::pending_interrupt()) {
     spdlog::warn("{} came during the final evaluation; the run had finished",
@@ -282,7 +409,7 @@ int main(int argc, char** argv) {
   Args a;
   CLI::App app{
       "train_gpu: train the MNIST \"is it an 8?\" CNN (the PyTorch tutorial's model A or "
-      "B) with octa's CUDA engine, or its CPU reference path where there is no GPU."};
+      "B) with octa's CUDA engine, or on the CPU where there is no GPU."};
   app.footer(kExamples);
   app.get_formatter()->column_width(34);
   app.add_option("--data-dir", a.data_dir,
@@ -323,14 +450,20 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--device", a.device, "auto (GPU if usable, else CPU), cuda or cpu")
-      ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
+  app.add_option("--device", a.device,
+                 "auto (GPU if usable, else CPU), cuda, cpu (the fast CPU backend) or cpu-ref "
+                 "(the plain CPU reference the others are checked against; slower)")
+      ->check(CLI::IsMember({"auto", "cuda", "cpu", "cpu-ref"}))
       ->capture_default_str();
   app.add_option("--conv", a.conv,
-                 "GPU convolutions: fused (octa's kernels, conv2 on the tensor cores in 3xTF32), "
-                 "fused-fp32 (octa's kernels, all on the CUDA cores in FP32) or cudnn")
-      ->check(CLI::IsMember({"fused", "fused-fp32", "cudnn"}))
+                 "GPU convolutions: auto (the fastest of the paths whose kernel cases pass on "
+                 "this GPU, checked at start-up), fused (octa's kernels, conv2 on the tensor "
+                 "cores in 3xTF32), fused-fp32 (octa's kernels, all on the CUDA cores in FP32) "
+                 "or cudnn; a named path is checked too, and the run stops if it fails")
+      ->check(CLI::IsMember({"auto", "fused", "fused-fp32", "cudnn"}))
       ->capture_default_str();
+  app.add_flag("--no-check", a.no_check,
+               "Skip the start-up kernel self-check of a named --conv path (benchmarking)");
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)")
       ->check(CLI::Range(0, 4096));
   app.add_option("--loader-threads", a.loader_threads,
@@ -345,8 +478,16 @@ int main(int argc, char** argv) {
   app.add_option("--init-from", a.init_from,
                  "Start from these weights (safetensors, e.g. exported from PyTorch)");
   app.add_option("--metrics-out", a.metrics_out, "Also write all metrics as JSON here");
+  app.add_option("--val-size", a.val_size,
+                 "Hold out this many training images (seeded) as a validation split: the "
+                 "threshold table and best-F1 threshold come from it, never from the test split")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--report", a.report,
+                 "Write the HTML report here [beside the checkpoint: <checkpoint>.report.html]");
+  app.add_flag("--no-report", a.no_report, "Write no HTML report");
   app.add_flag("--eval-every-epoch", a.eval_every_epoch,
-               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy)");
+               "Evaluate on the test split after every epoch (metrics JSON: test_accuracy); on "
+               "whenever a report is written");
   app.add_option("--export-init", a.export_init,
                  "Write the initial weights (before the first step) as safetensors");
   app.add_option("--export-order", a.export_order,
@@ -359,6 +500,8 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  a.target_digit_given = app.count("--target-digit") > 0;
+  a.val_size_given = app.count("--val-size") > 0;
 
   try {
     octa::init_logging(octa::parse_log_level(a.log_level));

@@ -1,5 +1,6 @@
 # Third-party dependencies (spdlog, fmt, CLI11, nlohmann_json, zlib, OpenSSL, libcurl, OpenBLAS,
-# OpenMP, Catch2; the system's threads), all from Debian packages installed by scripts/setup.sh.
+# OpenMP, libpng, libjpeg-turbo's TurboJPEG, Catch2; the system's threads), all from Debian
+# packages installed by scripts/setup.sh.
 # Nothing is downloaded at build time; a missing package stops configure with the package to
 # install.
 macro(octa_require pkg debian)
@@ -26,3 +27,9 @@ if(NOT OCTA_CBLAS_INCLUDE_DIR)
   message(FATAL_ERROR "octa needs cblas.h: install the Debian package 'libopenblas-dev'.")
 endif()
 octa_require(CURL libcurl4-openssl-dev)
+octa_require(PNG libpng-dev)
+octa_require(libjpeg-turbo libturbojpeg0-dev CONFIG)
+if(NOT TARGET libjpeg-turbo::turbojpeg)
+  message(FATAL_ERROR "octa needs TurboJPEG (libjpeg-turbo::turbojpeg): install the Debian package "
+                      "'libturbojpeg0-dev'.")
+endif()

@@ -18,6 +18,11 @@
 
 namespace octa::gpu {
 
+// Where these kernels pay (--conv fused runs them for stages with at least this many input
+// channels: conv2): below it (conv1, Cin = 1, a 9-term reduction) 3xTF32's three products per
+// multiply-add do not, and the CUDA-core kernels run.
+inline constexpr int kTensorCoreMinCin = 8;
+
 // out: (N, Cout, H, W) = epilogue(conv3x3(in, weight) + bias), as conv3x3_forward.
 void conv3x3_tc_forward(float* out, const float* in, const float* weight, const float* bias, int N,
                         int Cin, int Cout, int H, int W, Epilogue epilogue, cudaStream_t stream);

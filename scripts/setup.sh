@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# scripts/setup.sh: install octa's dependencies from Debian packages, put the real MNIST where
-# train_gpu looks for it (./data/MNIST/raw, torchvision's layout), configure and build.
+# scripts/setup.sh: install octa's dependencies from Debian packages, put the real MNIST and
+# Fashion-MNIST where train_gpu looks for them (./data/MNIST/raw and ./data/FashionMNIST/raw,
+# torchvision's layout), configure and build.
 # Safe to run any number of times: it installs only what is missing and rebuilds incrementally.
 #
 #   scripts/setup.sh                 # everything, Release build in ./build
@@ -25,7 +26,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- 1. Debian packages ------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config git catch2 libspdlog-dev libfmt-dev libcli11-dev
           nlohmann-json3-dev zlib1g-dev libssl-dev libcurl4-openssl-dev libopenblas-dev libomp-dev
-          python3
+          libpng-dev libturbojpeg0-dev python3
           clang-14 libclang-rt-14-dev)  # libFuzzer for fuzz/ (scripts/fuzz.sh); the build is GCC
 missing=()
 for p in "${packages[@]}"; do
@@ -54,6 +55,24 @@ if command -v python3 >/dev/null && ! python3 -c "import safetensors.numpy, nump
   fi
 fi
 
+# Optional: Chromium, for the test that opens the HTML report in a real headless browser (about
+# 12 s to install here). Without it that test skips and says why.
+if ! command -v chromium >/dev/null; then
+  apt_cmd=(apt-get)
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null && apt_cmd=(sudo apt-get) || apt_cmd=()
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ((${#apt_cmd[@]})) &&
+     { "${apt_cmd[@]}" install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+       { "${apt_cmd[@]}" update -qq >/dev/null 2>&1 &&
+         "${apt_cmd[@]}" install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; }; then
+    say "installed chromium (report browser test)"
+  else
+    say "chromium not installable here: the report browser test will skip"
+  fi
+fi
+
 # The CUDA toolkit is not a Debian package here: it is used when nvcc is found.
 if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
   export PATH=/usr/local/cuda/bin:$PATH
@@ -64,22 +83,26 @@ else
   say "no CUDA toolkit (nvcc) found: building the CPU engine only"
 fi
 
-# --- 2. MNIST -------------------------------------------------------------------------------------
-raw="$root/data/MNIST/raw"
-shared="$root/../shared/data/mnist"
+# --- 2. MNIST and Fashion-MNIST ------------------------------------------------------------------
+# Each into torchvision's layout: data/MNIST/raw, data/FashionMNIST/raw.
 files=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz
        t10k-labels-idx1-ubyte.gz)
-if [ -d "$shared" ]; then
-  mkdir -p "$raw"
-  for f in "${files[@]}"; do
-    if [ ! -f "$raw/$f" ] || ! cmp -s "$shared/$f" "$raw/$f"; then
-      cp "$shared/$f" "$raw/$f.part" && mv "$raw/$f.part" "$raw/$f"
-    fi
-  done
-  say "MNIST in $raw (copied from ../shared/data/mnist)"
-else
-  say "no ../shared/data/mnist: train_gpu will look in ./data and download MNIST if it can"
-fi
+place_dataset() {  # place_dataset SHARED_NAME FOLDER TITLE
+  local shared="$root/../shared/data/$1" raw="$root/data/$2/raw"
+  if [ -d "$shared" ]; then
+    mkdir -p "$raw"
+    for f in "${files[@]}"; do
+      if [ ! -f "$raw/$f" ] || ! cmp -s "$shared/$f" "$raw/$f"; then
+        cp "$shared/$f" "$raw/$f.part" && mv "$raw/$f.part" "$raw/$f"
+      fi
+    done
+    say "$3 in $raw (copied from ../shared/data/$1)"
+  else
+    say "no ../shared/data/$1: train_gpu will look in ./data and download $3 if it can"
+  fi
+}
+place_dataset mnist MNIST MNIST
+place_dataset fashion-mnist FashionMNIST Fashion-MNIST
 
 # --- 3. Build -----------------------------------------------------------------------------------
 if ((do_build)); then

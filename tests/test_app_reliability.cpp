@@ -253,19 +253,20 @@ TEST_CASE(
   CHECK(octa::load_checkpoint(ck, table).training.epochs_done == total);
 }
 
-TEST_CASE("Output flags refuse to replace files octa did not write, unless --overwrite",
-          "[cpu][app][overwrite]") {
+TEST_CASE(
+    "Output flags (--report too) refuse to replace files octa did not write, unless "
+    "--overwrite",
+    "[cpu][app][overwrite]") {
   TempDir dir("overwrite");
   octa::test::write_synthetic_mnist(dir / "data", 128, 32);
   const std::string foreign = "my notes, not octa's\n";
   struct Case {
     std::string flag, file;
   };
-  const Case cases[] = {{"--metrics-out", "metrics.json"},
-                        {"--checkpoint", "weights.safetensors"},
-                        {"--export-init", "init.safetensors"},
-                        {"--export-order", "order.safetensors"},
-                        {"--export-losses", "losses.json"}};
+  const Case cases[] = {
+      {"--metrics-out", "metrics.json"},     {"--checkpoint", "weights.safetensors"},
+      {"--export-init", "init.safetensors"}, {"--export-order", "order.safetensors"},
+      {"--export-losses", "losses.json"},    {"--report", "report.html"}};
   for (const Case& c : cases) {
     INFO(c.flag);
     std::ofstream(dir / c.file) << foreign;
@@ -314,7 +315,7 @@ TEST_CASE("Impossible batch sizes and nonsensical numbers are refused up front, 
   };
   const Case cases[] = {
       {"--batch-size 2000000000", "--batch-size 2000000000: a batch this large needs about"},
-      {"--test-batch-size 2000000000", "--test-batch-size 2000000000: a batch this large needs"},
+      {"--device cpu-ref --batch-size 2000000000", "--batch-size 2000000000: a batch this large"},
       {"--device cpu --batch-size 2000000000 --model b", "--batch-size 2000000000"},
       {"--threads -3", "--threads"},
       {"--epochs 0", "--epochs"},
@@ -337,4 +338,18 @@ TEST_CASE("Impossible batch sizes and nonsensical numbers are refused up front, 
     CHECK_THAT(r.output, Catch::Contains(c.expect));
     CHECK_THAT(r.output, !Catch::Contains("bad_alloc") && !Catch::Contains("MNIST not found"));
   }
+}
+
+TEST_CASE("A huge --test-batch-size on the CPU is evaluated in pieces, not allocated",
+          "[cpu][app][limits]") {
+  // The CPU backends size their buffers for the training batch and evaluate in pieces of it, and
+  // the evaluation ring holds at most the test split: nothing of 2*10^9 images is allocated. (On
+  // a GPU the staging batches are sized for it: refused there, like --batch-size.)
+  TempDir dir("testbatch");
+  octa::test::write_synthetic_mnist(dir / "data", 128, 50);
+  const Finished r = run_to_end(train_args(
+      dir / "data", {}, {"--no-checkpoint", "--epochs", "1", "--test-batch-size", "2000000000"}));
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK_THAT(r.output, Catch::Contains("50 images"));
 }

@@ -21,6 +21,8 @@
 #include "engine/data/mnist.hpp"
 #include "tests/support/alloc_watch.hpp"
 #include "tests/support/files.hpp"
+#include "tests/support/idx_files.hpp"
+#include "tests/support/log_capture.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using octa::test::TempDir;
@@ -40,36 +42,9 @@ std::size_t largest_allocation(F&& f) {
   return octa::test::watch_allocations(std::forward<F>(f)).largest;
 }
 
-void put_be32(Bytes& b, std::uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(v >> s));
-}
-
-// The pixel of image i at position p: a pattern that differs between images and positions.
-std::uint8_t pixel_value(std::size_t i, std::size_t p) {
-  return static_cast<std::uint8_t>((i * 37 + p * 11 + (p >> 5)) & 0xff);
-}
-
-Bytes images_file(std::uint32_t count, std::uint32_t rows = 28, std::uint32_t cols = 28,
-                  std::uint32_t magic = 2051) {
-  Bytes b;
-  put_be32(b, magic);
-  put_be32(b, count);
-  put_be32(b, rows);
-  put_be32(b, cols);
-  const std::size_t per = std::size_t{rows} * cols;
-  for (std::size_t i = 0; i < count; ++i) {
-    for (std::size_t p = 0; p < per; ++p) b.push_back(pixel_value(i, p));
-  }
-  return b;
-}
-
-Bytes labels_file(const std::vector<std::uint8_t>& labels, std::uint32_t magic = 2049) {
-  Bytes b;
-  put_be32(b, magic);
-  put_be32(b, static_cast<std::uint32_t>(labels.size()));
-  b.insert(b.end(), labels.begin(), labels.end());
-  return b;
-}
+using octa::test::idx_images_file;
+using octa::test::idx_labels_file;
+using octa::test::put_be32;
 
 std::vector<std::uint8_t> digits(std::size_t n) {
   std::vector<std::uint8_t> l(n);
@@ -88,32 +63,13 @@ void write_set(const fs::path& dir, bool compressed, std::uint32_t train = 12,
   const auto put = [&](const std::string& name, const Bytes& b) {
     write_bytes(dir / (name + ext), compressed ? gz(b) : b);
   };
-  put("train-images-idx3-ubyte", images_file(train, rows));
-  put("train-labels-idx1-ubyte", labels_file(digits(train)));
-  put("t10k-images-idx3-ubyte", images_file(test, rows));
-  put("t10k-labels-idx1-ubyte", labels_file(digits(test)));
+  put("train-images-idx3-ubyte", idx_images_file(train, rows));
+  put("train-labels-idx1-ubyte", idx_labels_file(digits(train)));
+  put("t10k-images-idx3-ubyte", idx_images_file(test, rows));
+  put("t10k-labels-idx1-ubyte", idx_labels_file(digits(test)));
 }
 
-// Sends the default logger's output (at warn level at least) to `sink` alone while it lives.
-class LogCapture {
- public:
-  explicit LogCapture(spdlog::sink_ptr sink)
-      : logger_(spdlog::default_logger()), level_(logger_->level()), saved_(logger_->sinks()) {
-    logger_->sinks() = {std::move(sink)};
-    if (level_ > spdlog::level::warn) logger_->set_level(spdlog::level::warn);
-  }
-  ~LogCapture() {
-    logger_->sinks() = saved_;
-    logger_->set_level(level_);
-  }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-
- private:
-  std::shared_ptr<spdlog::logger> logger_;
-  spdlog::level::level_enum level_;
-  std::vector<spdlog::sink_ptr> saved_;
-};
+using octa::test::LogCapture;
 
 octa::data::FindOptions offline() {
   octa::data::FindOptions o;
@@ -173,7 +129,7 @@ TEST_CASE("md5 and sha256 match the standard test vectors, over bytes and files"
 
 TEST_CASE("idx: plain images file", "[data][idx]") {
   TempDir dir("idx");
-  const Bytes file = images_file(3);
+  const Bytes file = idx_images_file(3);
   const fs::path path = write_bytes(dir / "images-idx3-ubyte", file);
   CHECK_FALSE(octa::data::is_gzip_file(path));
   check_images(octa::data::read_idx_images(path), 3, file);
@@ -182,7 +138,7 @@ TEST_CASE("idx: plain images file", "[data][idx]") {
 TEST_CASE("idx: plain labels file", "[data][idx]") {
   TempDir dir("idx");
   const std::vector<std::uint8_t> l{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 8, 8};
-  const Bytes file = labels_file(l);
+  const Bytes file = idx_labels_file(l);
   const IdxLabels got = octa::data::read_idx_labels(write_bytes(dir / "labels", file));
   CHECK(got.count == 12);
   CHECK(got.labels == l);
@@ -191,7 +147,7 @@ TEST_CASE("idx: plain labels file", "[data][idx]") {
 
 TEST_CASE("idx: gzip images file, detected by magic bytes not by name", "[data][idx]") {
   TempDir dir("idx");
-  const Bytes file = images_file(4);
+  const Bytes file = idx_images_file(4);
   const Bytes packed = gz(file);
   REQUIRE(packed.size() < file.size());
   SECTION("named .gz") {
@@ -222,7 +178,7 @@ TEST_CASE("idx: gzip images file, detected by magic bytes not by name", "[data][
 TEST_CASE("idx: gzip labels file", "[data][idx]") {
   TempDir dir("idx");
   const auto l = digits(1000);
-  const Bytes file = labels_file(l);
+  const Bytes file = idx_labels_file(l);
   const IdxLabels got = octa::data::read_idx_labels(write_bytes(dir / "labels.gz", gz(file)));
   CHECK(got.count == 1000);
   CHECK(got.labels == l);
@@ -250,7 +206,7 @@ TEST_CASE("mnist: a directory holding the four files, plain or gzip", "[data][mn
   CHECK(m.train.cols == 28);
   CHECK(m.train.labels == digits(12));
   CHECK(m.test.labels == digits(5));
-  CHECK(m.train.pixels[784 * 3 + 100] == pixel_value(3, 100));
+  CHECK(m.train.pixels[784 * 3 + 100] == octa::test::idx_pixel(3, 100));
   REQUIRE(m.checksum_warnings.size() == 4);
   CHECK_THAT(m.checksum_warnings[0], Contains("train-images-idx3-ubyte") &&
                                          Contains("not the official MNIST") &&
@@ -310,19 +266,19 @@ TEST_CASE("idx errors: wrong magic", "[data][idx][errors]") {
                                                             Contains("wrong magic number"));
   }
   SECTION("a labels file read as labels but holding images (magic 2051)") {
-    const fs::path p = write_bytes(dir / "train-labels-idx1-ubyte", images_file(2));
+    const fs::path p = write_bytes(dir / "train-labels-idx1-ubyte", idx_images_file(2));
     REQUIRE_THROWS_WITH(octa::data::read_idx_labels(p),
                         Contains(p.string()) && Contains("wrong magic number 2051") &&
                             Contains("IDX images file, expected an IDX labels file (magic 2049)"));
   }
   SECTION("an images file holding labels (magic 2049)") {
-    const fs::path p = write_bytes(dir / "train-images-idx3-ubyte", labels_file(digits(5)));
+    const fs::path p = write_bytes(dir / "train-images-idx3-ubyte", idx_labels_file(digits(5)));
     REQUIRE_THROWS_WITH(octa::data::read_idx_images(p),
                         Contains(p.string()) && Contains("wrong magic number 2049") &&
                             Contains("expected an IDX images file (magic 2051)"));
   }
   SECTION("data type other than unsigned byte") {
-    const fs::path p = write_bytes(dir / "float-images", images_file(1, 28, 28, 0x0d03));
+    const fs::path p = write_bytes(dir / "float-images", idx_images_file(1, 28, 28, 0x0d03));
     REQUIRE_THROWS_WITH(octa::data::read_idx_images(p),
                         Contains(p.string()) && Contains("not unsigned byte"));
   }
@@ -346,7 +302,7 @@ TEST_CASE("idx errors: wrong number of dimensions", "[data][idx][errors]") {
 
 TEST_CASE("idx errors: truncated and over-long plain files", "[data][idx][errors]") {
   TempDir dir("idx");
-  Bytes file = images_file(3);
+  Bytes file = idx_images_file(3);
   SECTION("data cut short") {
     file.resize(file.size() - 400);
     const fs::path p = write_bytes(dir / "short-images", file);
@@ -363,7 +319,7 @@ TEST_CASE("idx errors: truncated and over-long plain files", "[data][idx][errors
                             Contains("header needs 16 bytes, file holds 10"));
   }
   SECTION("labels cut short") {
-    Bytes l = labels_file(digits(10));
+    Bytes l = idx_labels_file(digits(10));
     l.resize(l.size() - 1);
     const fs::path p = write_bytes(dir / "short-labels", l);
     REQUIRE_THROWS_WITH(
@@ -380,7 +336,7 @@ TEST_CASE("idx errors: truncated and over-long plain files", "[data][idx][errors
                                                             Contains("2 bytes too many"));
   }
   SECTION("trailing bytes after a labels file") {
-    Bytes l = labels_file(digits(10));
+    Bytes l = idx_labels_file(digits(10));
     l.push_back(1);
     const fs::path p = write_bytes(dir / "long-labels", l);
     REQUIRE_THROWS_WITH(octa::data::read_idx_labels(p),
@@ -390,7 +346,7 @@ TEST_CASE("idx errors: truncated and over-long plain files", "[data][idx][errors
 
 TEST_CASE("idx errors: trailing bytes inside a gzip file", "[data][idx][errors]") {
   TempDir dir("idx");
-  Bytes file = images_file(2);
+  Bytes file = idx_images_file(2);
   file.insert(file.end(), 5, 7);
   const fs::path p = write_bytes(dir / "long.gz", gz(file));
   REQUIRE_THROWS_WITH(octa::data::read_idx_images(p), Contains(p.string()) &&
@@ -401,7 +357,7 @@ TEST_CASE("idx errors: trailing bytes inside a gzip file", "[data][idx][errors]"
 TEST_CASE("idx errors: truncated gzip data", "[data][idx][errors]") {
   TempDir dir("idx");
   // Images whose content, not their gzip stream, is too short.
-  Bytes file = images_file(3);
+  Bytes file = idx_images_file(3);
   file.resize(file.size() - 100);
   const fs::path p = write_bytes(dir / "short-content.gz", gz(file));
   REQUIRE_THROWS_WITH(
@@ -412,7 +368,7 @@ TEST_CASE("idx errors: truncated gzip data", "[data][idx][errors]") {
 
 TEST_CASE("idx errors: truncated gzip stream", "[data][idx][errors]") {
   TempDir dir("idx");
-  const Bytes packed = gz(images_file(20));
+  const Bytes packed = gz(idx_images_file(20));
   SECTION("cut in the middle") {
     const fs::path p =
         write_bytes(dir / "half.gz",
@@ -434,7 +390,7 @@ TEST_CASE("idx errors: truncated gzip stream", "[data][idx][errors]") {
 
 TEST_CASE("idx errors: corrupt gzip stream", "[data][idx][errors]") {
   TempDir dir("idx");
-  const Bytes file = images_file(5);
+  const Bytes file = idx_images_file(5);
   SECTION("CRC-32 mismatch (one data byte changed in a stored stream)") {
     Bytes stored = gz(file, 0);
     stored[stored.size() / 2] ^= 0x40;
@@ -533,7 +489,7 @@ TEST_CASE("idx errors: a header claiming 10^9 images", "[data][idx][errors]") {
 TEST_CASE("idx errors: gzip claiming more data than it holds", "[data][idx][errors]") {
   TempDir dir("idx");
   SECTION("control: reading a valid file does make the allocation the watch looks for") {
-    const fs::path p = write_bytes(dir / "valid.gz", gz(images_file(3000)));
+    const fs::path p = write_bytes(dir / "valid.gz", gz(idx_images_file(3000)));
     const std::size_t largest = largest_allocation([&] { octa::data::read_idx_images(p); });
     CHECK(largest >= std::size_t{3000} * 784);
   }
@@ -577,7 +533,7 @@ TEST_CASE("idx errors: gzip claiming more data than it holds", "[data][idx][erro
 
 TEST_CASE("idx errors: empty images", "[data][idx][errors]") {
   TempDir dir("idx");
-  const fs::path p = write_bytes(dir / "zero-rows", images_file(5, 0, 28));
+  const fs::path p = write_bytes(dir / "zero-rows", idx_images_file(5, 0, 28));
   REQUIRE_THROWS_WITH(octa::data::read_idx_images(p),
                       Contains(p.string()) && Contains("0x28") && Contains("cannot be empty"));
 }
@@ -586,10 +542,10 @@ TEST_CASE("idx errors: label outside 0..9", "[data][idx][errors]") {
   TempDir dir("idx");
   auto l = digits(20);
   l[13] = 10;
-  const fs::path p = write_bytes(dir / "labels-10", labels_file(l));
+  const fs::path p = write_bytes(dir / "labels-10", idx_labels_file(l));
   REQUIRE_THROWS_WITH(octa::data::read_idx_labels(p),
                       Contains(p.string()) && Contains("label 10 at index 13 is outside 0..9"));
-  const fs::path pg = write_bytes(dir / "labels-10.gz", gz(labels_file(l)));
+  const fs::path pg = write_bytes(dir / "labels-10.gz", gz(idx_labels_file(l)));
   REQUIRE_THROWS_WITH(octa::data::read_idx_labels(pg),
                       Contains(pg.string()) && Contains("label 10 at index 13"));
 }
@@ -597,7 +553,7 @@ TEST_CASE("idx errors: label outside 0..9", "[data][idx][errors]") {
 TEST_CASE("mnist errors: image/label count mismatch", "[data][mnist][errors]") {
   TempDir dir("idx");
   write_set(dir.path(), false, 12, 5);
-  const fs::path labels = write_bytes(dir / "t10k-labels-idx1-ubyte", labels_file(digits(6)));
+  const fs::path labels = write_bytes(dir / "t10k-labels-idx1-ubyte", idx_labels_file(digits(6)));
   REQUIRE_THROWS_WITH(load_synthetic(dir.path()),
                       Contains("image/label count mismatch") &&
                           Contains((dir / "t10k-images-idx3-ubyte").string() + " holds 5 images") &&
@@ -615,7 +571,7 @@ TEST_CASE("mnist errors: images that are not 28x28", "[data][mnist][errors]") {
 TEST_CASE("mnist errors: a bad file is reported by name when loading", "[data][mnist][errors]") {
   TempDir dir("idx");
   write_set(dir.path(), true, 4, 3);
-  const fs::path bad = write_bytes(dir / "train-labels-idx1-ubyte.gz", gz(images_file(4)));
+  const fs::path bad = write_bytes(dir / "train-labels-idx1-ubyte.gz", gz(idx_images_file(4)));
   REQUIRE_THROWS_WITH(load_synthetic(dir.path()),
                       Contains(bad.string()) && Contains("wrong magic number 2051"));
 }

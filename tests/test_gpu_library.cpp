@@ -1,6 +1,8 @@
-// tests/test_gpu_library.cpp: octa::gpu's library paths, the cuBLAS linear layers and the cuDNN
-// convolution, against the CPU reference (engine/cpu/ops.hpp) at the model's shapes, with poisoned
-// outputs, a determinism check, per-batch-size planning and a CUDA graph capture.
+// tests/test_gpu_library.cpp: what is specific to octa::gpu's library paths beyond their results
+// (which the case table checks against the CPU reference, bit-identical run to run:
+// engine/selfcheck/library_cases.cpp, run by test_gpu_cases.cpp): cuDNN's choice of deterministic
+// algorithms, per-batch-size planning, a CUDA graph capture of a planned convolution, and the
+// size checks of CudnnConv3x3 and the cuBLAS linear launchers.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -81,141 +83,12 @@ std::string label(const std::string& what, int N, Epilogue epilogue = Epilogue::
   return what + " N=" + std::to_string(N) + (epilogue == Epilogue::kRelu ? " relu" : "");
 }
 
-// ---------------------------------------------------------------------------------------------
-// Linear layers at the model's shapes.
-
-struct LinearShape {
-  int in, out;
-  const char* name;
-};
-constexpr LinearShape kLinearShapes[] = {
-    {3136, 128, "fc1 (model A)"}, {128, 1, "fc2"}, {64, 128, "fc1 (model B)"}};
-
-// One linear layer's random inputs, with weights and bias at PyTorch's init scale 1/sqrt(In).
-struct LinearData {
-  int N, In, Out;
-  std::vector<float> in, weight, bias, dout;
-  LinearData(const LinearShape& s, int n, std::uint64_t seed) : N(n), In(s.in), Out(s.out) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(In));
-    in = random_vector<float>(sz(N) * sz(In), seed, -1.0, 1.0);
-    weight = random_vector<float>(sz(Out) * sz(In), seed + 1, -bound, bound);
-    bias = random_vector<float>(sz(Out), seed + 2, -bound, bound);
-    dout = random_vector<float>(sz(N) * sz(Out), seed + 3, -kGradScale, kGradScale);
-  }
-};
-
 std::uint64_t seed_for(int shape_index, int N) {
   return 0x11b0000u + static_cast<std::uint64_t>(shape_index) * 1000u +
          static_cast<std::uint64_t>(N) * 10u;
 }
 
 }  // namespace
-
-TEST_CASE("gpu::linear_forward matches cpu::linear_forward, without and with ReLU",
-          "[gpu][linear]") {
-  OCTA_REQUIRE_GPU();
-  Gpu g;
-  int shape_index = 0;
-  for (const LinearShape& s : kLinearShapes) {
-    ++shape_index;
-    for (const int N : kBatchSizes) {
-      const LinearData d(s, N, seed_for(shape_index, N));
-      const std::size_t n_out = sz(N) * sz(s.out);
-      std::vector<float> ref(n_out);
-      octa::cpu::linear_forward(ref.data(), d.in.data(), d.weight.data(), d.bias.data(), N, s.in,
-                                s.out);
-      std::vector<float> ref_relu(n_out);
-      octa::cpu::relu_forward(ref_relu.data(), ref.data(), n_out);
-
-      const auto in = to_device(d.in, g.stream);
-      const auto weight = to_device(d.weight, g.stream);
-      const auto bias = to_device(d.bias, g.stream);
-      for (const Epilogue epilogue : {Epilogue::kNone, Epilogue::kRelu}) {
-        auto out = poisoned(n_out, g.stream);
-        octa::gpu::linear_forward(out.data(), in.data(), weight.data(), bias.data(), N, s.in, s.out,
-                                  epilogue, g.blas, g.stream);
-        const auto got = to_host(out, g.stream);
-        const auto& expected = epilogue == Epilogue::kRelu ? ref_relu : ref;
-        OCTA_CHECK_CLOSE(label(std::string(s.name) + " out", N, epilogue), got.data(),
-                         expected.data(), n_out, tol::kGpuVsCpu);
-      }
-    }
-  }
-}
-
-TEST_CASE("gpu::linear_backward matches cpu::linear_backward, with and without din",
-          "[gpu][linear]") {
-  OCTA_REQUIRE_GPU();
-  Gpu g;
-  int shape_index = 0;
-  for (const LinearShape& s : kLinearShapes) {
-    ++shape_index;
-    for (const int N : kBatchSizes) {
-      const LinearData d(s, N, seed_for(shape_index, N));
-      const std::size_t n_in = sz(N) * sz(s.in), n_w = sz(s.out) * sz(s.in), n_b = sz(s.out);
-      std::vector<float> din_ref(n_in), dw_ref(n_w), db_ref(n_b);
-      octa::cpu::linear_backward(din_ref.data(), dw_ref.data(), db_ref.data(), d.dout.data(),
-                                 d.in.data(), d.weight.data(), N, s.in, s.out);
-
-      const auto in = to_device(d.in, g.stream);
-      const auto weight = to_device(d.weight, g.stream);
-      const auto dout = to_device(d.dout, g.stream);
-      for (const bool want_din : {true, false}) {
-        auto din = poisoned(n_in, g.stream);
-        auto dw = poisoned(n_w, g.stream);
-        auto db = poisoned(n_b, g.stream);
-        octa::gpu::linear_backward(want_din ? din.data() : nullptr, dw.data(), db.data(),
-                                   dout.data(), in.data(), weight.data(), N, s.in, s.out, g.blas,
-                                   g.stream);
-        const std::string name = std::string(s.name) + (want_din ? "" : " (no din)");
-        const auto got_dw = to_host(dw, g.stream), got_db = to_host(db, g.stream);
-        OCTA_CHECK_CLOSE(label(name + " dweight", N), got_dw.data(), dw_ref.data(), n_w,
-                         tol::kGpuVsCpu);
-        OCTA_CHECK_CLOSE(label(name + " dbias", N), got_db.data(), db_ref.data(), n_b,
-                         tol::kGpuVsCpu);
-        if (want_din) {
-          const auto got_din = to_host(din, g.stream);
-          OCTA_CHECK_CLOSE(label(name + " din", N), got_din.data(), din_ref.data(), n_in,
-                           tol::kGpuVsCpu);
-        }
-      }
-    }
-  }
-}
-
-TEST_CASE("gpu::linear_forward and linear_backward are bit-identical run to run",
-          "[gpu][linear][determinism]") {
-  OCTA_REQUIRE_GPU();
-  Gpu g;
-  const LinearShape& s = kLinearShapes[0];  // fc1: the largest reduction
-  const int N = 67;
-  const LinearData d(s, N, 0xde7);
-  const auto in = to_device(d.in, g.stream);
-  const auto weight = to_device(d.weight, g.stream);
-  const auto bias = to_device(d.bias, g.stream);
-  const auto dout = to_device(d.dout, g.stream);
-  std::vector<float> runs[2][4];
-  for (auto& run : runs) {
-    auto out = poisoned(sz(N) * sz(s.out), g.stream);
-    auto din = poisoned(sz(N) * sz(s.in), g.stream);
-    auto dw = poisoned(sz(s.out) * sz(s.in), g.stream);
-    auto db = poisoned(sz(s.out), g.stream);
-    octa::gpu::linear_forward(out.data(), in.data(), weight.data(), bias.data(), N, s.in, s.out,
-                              Epilogue::kRelu, g.blas, g.stream);
-    octa::gpu::linear_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
-                               weight.data(), N, s.in, s.out, g.blas, g.stream);
-    run[0] = to_host(out, g.stream);
-    run[1] = to_host(din, g.stream);
-    run[2] = to_host(dw, g.stream);
-    run[3] = to_host(db, g.stream);
-  }
-  const char* names[] = {"out", "din", "dweight", "dbias"};
-  for (int t = 0; t < 4; ++t) {
-    REQUIRE(runs[0][t].size() == runs[1][t].size());
-    OCTA_CHECK_CLOSE(std::string("fc1 ") + names[t] + " second run", runs[1][t].data(),
-                     runs[0][t].data(), runs[0][t].size(), tol::kExact);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The cuDNN convolution at the model's two shapes.
@@ -253,105 +126,6 @@ struct ConvData {
 };
 
 }  // namespace
-
-TEST_CASE("CudnnConv3x3::forward matches cpu::conv3x3_forward, without and with ReLU",
-          "[gpu][cudnn][conv]") {
-  OCTA_REQUIRE_GPU();
-  Gpu g;
-  int shape_index = 0;
-  for (const ConvShape& s : kConvShapes) {
-    ++shape_index;
-    octa::gpu::CudnnConv3x3 conv(g.dnn, s.cin, s.cout, s.hw, s.hw);
-    for (const int N : kBatchSizes) {
-      const ConvData d(s, N, seed_for(10 + shape_index, N));
-      const auto in = to_device(d.in, g.stream);
-      const auto weight = to_device(d.weight, g.stream);
-      const auto bias = to_device(d.bias, g.stream);
-      for (const Epilogue epilogue : {Epilogue::kNone, Epilogue::kRelu}) {
-        const auto ref = d.forward_ref(epilogue);
-        auto out = poisoned(d.out_size(), g.stream);
-        conv.forward(out.data(), in.data(), weight.data(), bias.data(), N, epilogue, g.stream);
-        const auto got = to_host(out, g.stream);
-        INFO(conv.describe(N));
-        OCTA_CHECK_CLOSE(label(std::string(s.name) + " out", N, epilogue), got.data(), ref.data(),
-                         ref.size(), tol::kGpuVsCpu);
-      }
-    }
-  }
-}
-
-TEST_CASE("CudnnConv3x3::backward_data and backward_filter match cpu::conv3x3_backward",
-          "[gpu][cudnn][conv]") {
-  OCTA_REQUIRE_GPU();
-  Gpu g;
-  int shape_index = 0;
-  for (const ConvShape& s : kConvShapes) {
-    ++shape_index;
-    octa::gpu::CudnnConv3x3 conv(g.dnn, s.cin, s.cout, s.hw, s.hw);
-    for (const int N : kBatchSizes) {
-      const ConvData d(s, N, seed_for(20 + shape_index, N));
-      std::vector<float> din_ref(d.in_size()), dw_ref(d.weight_size()), db_ref(sz(s.cout));
-      octa::cpu::conv3x3_backward(din_ref.data(), dw_ref.data(), db_ref.data(), d.dout.data(),
-                                  d.in.data(), d.weight.data(), N, s.cin, s.cout, s.hw, s.hw);
-
-      const auto in = to_device(d.in, g.stream);
-      const auto weight = to_device(d.weight, g.stream);
-      const auto dout = to_device(d.dout, g.stream);
-      auto din = poisoned(d.in_size(), g.stream);
-      auto dw = poisoned(d.weight_size(), g.stream);
-      auto db = poisoned(sz(s.cout), g.stream);
-      conv.backward_data(din.data(), dout.data(), weight.data(), N, g.stream);
-      conv.backward_filter(dw.data(), db.data(), dout.data(), in.data(), N, g.stream);
-      const auto got_din = to_host(din, g.stream);
-      const auto got_dw = to_host(dw, g.stream);
-      const auto got_db = to_host(db, g.stream);
-      INFO(conv.describe(N));
-      const std::string name = s.name;
-      OCTA_CHECK_CLOSE(label(name + " din", N), got_din.data(), din_ref.data(), din_ref.size(),
-                       tol::kGpuVsCpu);
-      OCTA_CHECK_CLOSE(label(name + " dweight", N), got_dw.data(), dw_ref.data(), dw_ref.size(),
-                       tol::kGpuVsCpu);
-      OCTA_CHECK_CLOSE(label(name + " dbias", N), got_db.data(), db_ref.data(), db_ref.size(),
-                       tol::kGpuVsCpu);
-    }
-  }
-}
-
-TEST_CASE("CudnnConv3x3 is bit-identical run to run (deterministic algorithms only)",
-          "[gpu][cudnn][conv][determinism]") {
-  OCTA_REQUIRE_GPU();
-  Gpu g;
-  const int N = 67;
-  for (const ConvShape& s : kConvShapes) {
-    octa::gpu::CudnnConv3x3 conv(g.dnn, s.cin, s.cout, s.hw, s.hw);
-    const ConvData d(s, N, 0xc0de);
-    const auto in = to_device(d.in, g.stream);
-    const auto weight = to_device(d.weight, g.stream);
-    const auto bias = to_device(d.bias, g.stream);
-    const auto dout = to_device(d.dout, g.stream);
-    std::vector<float> runs[2][4];
-    for (auto& run : runs) {
-      auto out = poisoned(d.out_size(), g.stream);
-      auto din = poisoned(d.in_size(), g.stream);
-      auto dw = poisoned(d.weight_size(), g.stream);
-      auto db = poisoned(sz(s.cout), g.stream);
-      conv.forward(out.data(), in.data(), weight.data(), bias.data(), N, Epilogue::kRelu, g.stream);
-      conv.backward_data(din.data(), dout.data(), weight.data(), N, g.stream);
-      conv.backward_filter(dw.data(), db.data(), dout.data(), in.data(), N, g.stream);
-      run[0] = to_host(out, g.stream);
-      run[1] = to_host(din, g.stream);
-      run[2] = to_host(dw, g.stream);
-      run[3] = to_host(db, g.stream);
-    }
-    INFO(conv.describe(N));
-    const char* names[] = {"out", "din", "dweight", "dbias"};
-    for (int t = 0; t < 4; ++t) {
-      REQUIRE(runs[0][t].size() == runs[1][t].size());
-      OCTA_CHECK_CLOSE(std::string(s.name) + " " + names[t] + " second run", runs[1][t].data(),
-                       runs[0][t].data(), runs[0][t].size(), tol::kExact);
-    }
-  }
-}
 
 TEST_CASE("CudnnConv3x3::describe names the three chosen algorithms", "[gpu][cudnn][conv]") {
   OCTA_REQUIRE_GPU();

@@ -13,6 +13,7 @@
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
 #include "engine/io/safetensors.hpp"
+#include "engine/report/run_report.hpp"
 #include "engine/train/exports.hpp"
 #include "tests/support/synthetic.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -49,6 +50,10 @@ TEST_CASE("output guard: octa's own outputs are recognised, by content, per kind
   CHECK(octa::written_by_octa(dir / "losses.json", OutputKind::kJson));
   CHECK(octa::written_by_octa(dir / "metrics.json", OutputKind::kJson));
   CHECK(octa::written_by_octa(dir / "report.html", OutputKind::kHtml));
+  octa::report::Page page;
+  page.title = "a run";
+  octa::report::write_report(dir / "run.report.html", page);  // what train_gpu --report writes
+  CHECK(octa::written_by_octa(dir / "run.report.html", OutputKind::kHtml));
 
   // Not octa's: a safetensors file from elsewhere (no octa.format), JSON without the marker or
   // with it nested or not a string, other bytes, an empty file, a missing one.

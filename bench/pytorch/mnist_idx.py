@@ -1,10 +1,13 @@
-"""bench/pytorch/mnist_idx.py: MNIST from its four IDX files, with the standard library and numpy.
+"""bench/pytorch/mnist_idx.py: MNIST (or Fashion-MNIST, KMNIST) from its four IDX files, with the
+standard library and numpy.
 
 The PyTorch reference scripts read the same files octa reads, from the same places: a folder that
-holds the four files, or torchvision's DATA/MNIST/raw below it; each file plain or gzip-compressed.
-Nothing is downloaded (the GPU machine has no network, and the benchmark must not depend on one).
+holds the four files, or torchvision's DATA/MNIST/raw (DATA/FashionMNIST/raw, DATA/KMNIST/raw)
+below it; each file plain or gzip-compressed. Nothing is downloaded (the GPU machine has no
+network, and the benchmark must not depend on one).
 
-    python3 bench/pytorch/mnist_idx.py DATA_DIR [--verify]   # summary; --verify checks SHA-256
+    python3 bench/pytorch/mnist_idx.py DATA_DIR [--dataset fashion-mnist] [--verify]
+        # summary; --verify checks SHA-256
 
 Every header is checked (magic 2051 for images, 2049 for labels, big-endian 32-bit sizes, 28x28,
 matching image and label counts, labels 0..9, exact file length), so a truncated or swapped file
@@ -29,8 +32,8 @@ LABELS_MAGIC = 2049  # 00 00 08 01: unsigned bytes, 1 dimension
 IMAGE_SIZE = 28
 TARGET_DIGIT = 8
 
-# Base names of the official release and the SHA-256 of each decompressed file (the same table as
-# engine/data/mnist.hpp), used by --verify / verify=True.
+# Base names of the official release and the SHA-256 of each decompressed file (the same tables as
+# engine/data/datasets.hpp), used by --verify / verify=True.
 FILES = {
     "train_images": ("train-images-idx3-ubyte",
                      "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
@@ -41,6 +44,56 @@ FILES = {
     "test_labels": ("t10k-labels-idx1-ubyte",
                     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
+FASHION_FILES = {
+    "train_images": ("train-images-idx3-ubyte",
+                     "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
+    "train_labels": ("train-labels-idx1-ubyte",
+                     "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
+    "test_images": ("t10k-images-idx3-ubyte",
+                    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
+    "test_labels": ("t10k-labels-idx1-ubyte",
+                    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+}
+# KMNIST publishes only the MD5s of its .gz files: nothing to verify the content against.
+KMNIST_FILES = {k: (base, None) for k, (base, _) in FILES.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    title: str
+    folder: str        # torchvision's DATA/<folder>/raw
+    files: dict        # as FILES
+    class_names: tuple
+
+
+DATASETS = {
+    "mnist": DatasetInfo("MNIST", "MNIST", FILES, tuple(str(d) for d in range(10))),
+    "fashion-mnist": DatasetInfo("Fashion-MNIST", "FashionMNIST", FASHION_FILES,
+                                 ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                                  "Shirt", "Sneaker", "Bag", "Ankle boot")),
+    "kmnist": DatasetInfo("KMNIST", "KMNIST", KMNIST_FILES,
+                          ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
+}
+
+
+def dataset_info(dataset: str) -> DatasetInfo:
+    try:
+        return DATASETS[dataset]
+    except KeyError:
+        raise ValueError(f"--dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}") \
+            from None
+
+
+def class_index(dataset: str, text: str) -> int:
+    """--target-class: an index 0..9 or a class name of the dataset (ignoring case), as octa's."""
+    names = dataset_info(dataset).class_names
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    for k, name in enumerate(names):
+        if name.lower() == text.lower():
+            return k
+    raise ValueError(f"--target-class: {text!r} is not a class of {dataset_info(dataset).title} "
+                     f"(0..{len(names) - 1} or one of {', '.join(names)})")
 
 
 class IdxError(ValueError):
@@ -96,14 +149,15 @@ def read_idx(path, expected_magic: int) -> np.ndarray:
     return parse_idx(_read_bytes(path), expected_magic, str(path))
 
 
-def find_mnist(data_dir) -> dict:
-    """Finds the four files: DATA_DIR, then DATA_DIR/MNIST/raw; each plain, else .gz.
+def find_dataset(data_dir, dataset: str = "mnist") -> dict:
+    """Finds the four files: DATA_DIR, then DATA_DIR/<Folder>/raw; each plain, else .gz.
 
     Returns {"train_images": Path, ...}; raises IdxError listing what was looked for."""
+    info = dataset_info(dataset)
     data_dir = Path(data_dir)
-    folders = [data_dir, data_dir / "MNIST" / "raw"]
+    folders = [data_dir, data_dir / info.folder / "raw"]
     found, missing = {}, []
-    for key, (base, _) in FILES.items():
+    for key, (base, _) in info.files.items():
         candidates = [d / (base + ext) for d in folders for ext in ("", ".gz")]
         hit = next((c for c in candidates if c.is_file()), None)
         if hit is None:
@@ -112,23 +166,32 @@ def find_mnist(data_dir) -> dict:
             found[key] = hit
     if missing:
         raise IdxError(
-            f"MNIST not found: missing {', '.join(missing)} (plain or .gz) in "
+            f"{info.title} not found: missing {', '.join(missing)} (plain or .gz) in "
             f"{' or '.join(str(f) for f in folders)}. Nothing is downloaded here: copy the four "
-            f"files there (scripts/setup.sh puts them in ./data/MNIST/raw).")
+            f"files there (scripts/setup.sh puts them in ./data/{info.folder}/raw).")
     return found
 
 
-def load_mnist(data_dir, verify: bool = False) -> Mnist:
+def find_mnist(data_dir) -> dict:
+    return find_dataset(data_dir, "mnist")
+
+
+def load_dataset(data_dir, dataset: str = "mnist", verify: bool = False) -> Mnist:
     """Loads and checks both splits. verify=True also checks each file's SHA-256."""
-    paths = find_mnist(data_dir)
+    info = dataset_info(dataset)
+    paths = find_dataset(data_dir, dataset)
     arrays = {}
     for key, path in paths.items():
         data = _read_bytes(path)
         if verify:
+            want = info.files[key][1]
+            if want is None:
+                raise IdxError(f"{path}: {info.title} publishes no checksum of the decompressed "
+                               f"files; nothing to verify against")
             digest = hashlib.sha256(data).hexdigest()
-            if digest != FILES[key][1]:
+            if digest != want:
                 raise IdxError(f"{path}: SHA-256 of the content is {digest}, the official "
-                               f"{FILES[key][0]} has {FILES[key][1]}")
+                               f"{info.title} {info.files[key][0]} has {want}")
         magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
         arrays[key] = parse_idx(data, magic, str(path))
     for split in ("train", "test"):
@@ -140,8 +203,13 @@ def load_mnist(data_dir, verify: bool = False) -> Mnist:
             raise IdxError(f"{split} split: {images.shape[0]} images but {labels.shape[0]} labels "
                            f"({paths[split + '_images']}, {paths[split + '_labels']})")
         if labels.size and int(labels.max()) > 9:
-            raise IdxError(f"{paths[split + '_labels']}: label {int(labels.max())} is not a digit")
+            raise IdxError(f"{paths[split + '_labels']}: label {int(labels.max())} is not a class "
+                           f"0..9")
     return Mnist(paths=paths, **arrays)
+
+
+def load_mnist(data_dir, verify: bool = False) -> Mnist:
+    return load_dataset(data_dir, "mnist", verify)
 
 
 def normalize_table() -> np.ndarray:
@@ -163,13 +231,20 @@ def binary_targets(labels: np.ndarray, digit: int = TARGET_DIGIT) -> np.ndarray:
     return (labels == digit).astype(np.float32)[:, None]
 
 
+def class_targets(labels: np.ndarray) -> np.ndarray:
+    """(N,) uint8 labels -> (N,) int64 class indices, CrossEntropyLoss's targets."""
+    return labels.astype(np.int64)
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Load MNIST from its IDX files and summarise it.")
+    ap = argparse.ArgumentParser(description="Load MNIST (or another dataset of its format) from "
+                                             "its IDX files and summarise it.")
     ap.add_argument("data_dir", nargs="?", default=os.environ.get("OCTA_MNIST_DIR", "data"))
+    ap.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
     ap.add_argument("--verify", action="store_true", help="check the SHA-256 of each file")
     args = ap.parse_args(argv)
     try:
-        m = load_mnist(args.data_dir, verify=args.verify)
+        m = load_dataset(args.data_dir, args.dataset, verify=args.verify)
     except IdxError as e:
         print(f"mnist_idx: {e}", file=sys.stderr)
         return 1
@@ -178,10 +253,9 @@ def main(argv=None) -> int:
         counts = np.bincount(labels, minlength=10)
         print(f"{split}: {images.shape[0]} images {images.shape[1]}x{images.shape[2]} from "
               f"{m.paths[split + '_images']}; pixel mean {images.mean() / 255:.4f}; "
-              f"label counts {' '.join(str(c) for c in counts)}; "
-              f"{counts[TARGET_DIGIT]} are {TARGET_DIGIT}s")
+              f"label counts {' '.join(str(c) for c in counts)}")
     if args.verify:
-        print("SHA-256 of all four files: official")
+        print(f"SHA-256 of all four files: official {dataset_info(args.dataset).title}")
     return 0
 
 

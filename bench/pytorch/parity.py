@@ -1,7 +1,13 @@
 """bench/pytorch/parity.py: octa and PyTorch train the same network the same way.
 
     python3 bench/pytorch/parity.py --model a --octa build/apps/train_gpu --data-dir data \\
-        --workdir runs/parity [--device cuda] [--conv fused] [--steps-compare all|N]
+        --workdir runs/parity [--device cuda] [--conv fused] [--steps-compare all|N] \\
+        [--task multiclass] [--dataset fashion-mnist] [--target-class Bag] \\
+        [--label-smoothing 0.1] [--class-weights w0,...,w9]
+
+--task multiclass compares the ten-class training (fc2 with ten outputs, CrossEntropyLoss with the
+same --label-smoothing and --class-weights as octa's, class-index targets); the prediction checks
+then compare confusion matrices and argmax predictions instead of logit > 0.
 
 1. Runs octa for one epoch with --export-init (initial weights, PyTorch names), --export-order
    (the epoch's batch order), --export-losses (every step's mean loss), --checkpoint (the trained
@@ -57,7 +63,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mnist_idx  # noqa: E402
-from reference import binary_metrics, set_tf32, tf32_state  # noqa: E402
+from reference import Task, binary_metrics, multiclass_metrics, set_tf32, tf32_state  # noqa: E402
 
 try:
     import torch
@@ -182,6 +188,33 @@ def prediction_match(torch_metrics: dict, octa_test: dict, logits: np.ndarray,
     }
 
 
+def multiclass_prediction_match(torch_metrics: dict, octa_test: dict, logits: np.ndarray,
+                                borderline: float = 1e-4, loss_rtol: float = 1e-4) -> dict:
+    """The multi-class form of prediction_match: octa's weights evaluated by PyTorch vs octa's own
+    evaluation. A changed prediction moves one count between two cells of a confusion-matrix row,
+    so at least sum |delta| / 2 images disagree; each must be explained by an image whose two
+    largest logits are within `borderline` of each other (where float rounding can swap them)."""
+    t = np.asarray(torch_metrics["confusion_matrix"]["counts"])
+    o = np.asarray(octa_test["confusion_matrix"]["counts"])
+    lower = int(np.abs(t - o).sum()) // 2 if t.shape == o.shape else None
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    near_tie = int(np.sum(top2[:, 1] - top2[:, 0] < borderline))
+    loss_rel = abs(torch_metrics["mean_loss"] - octa_test["mean_loss"]) / max(
+        abs(octa_test["mean_loss"]), 1e-30)
+    ok = (lower is not None and lower <= near_tie and loss_rel <= loss_rtol
+          and torch_metrics["count"] == octa_test["count"])
+    return {
+        "torch_confusion_matrix": t.tolist(), "octa_confusion_matrix": o.tolist(),
+        "disagreements_at_least": lower, "logits_with_top2_within_borderline": near_tie,
+        "borderline": borderline,
+        "accuracy": {"torch": torch_metrics["accuracy"], "octa": octa_test["accuracy"]},
+        "macro_f1": {"torch": torch_metrics["macro_f1"], "octa": octa_test.get("macro_f1")},
+        "mean_loss": {"torch": torch_metrics["mean_loss"], "octa": octa_test["mean_loss"],
+                      "rel_diff": loss_rel, "rtol": loss_rtol},
+        "pass": bool(ok),
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 # octa
 # ------------------------------------------------------------------------------------------------
@@ -196,6 +229,17 @@ def run_octa(args, files: dict) -> dict:
            "--log-level", "warn"]
     if args.max_train:
         cmd += ["--max-train", str(args.max_train)]
+    # Only what differs from octa's defaults, so that the binary MNIST run needs no newer flags.
+    if args.dataset != "mnist":
+        cmd += ["--dataset", args.dataset]
+    if args.task != "binary":
+        cmd += ["--task", args.task]
+    if args.task == "binary" and args.target_class != str(mnist_idx.TARGET_DIGIT):
+        cmd += ["--target-class", args.target_class]
+    if args.label_smoothing:
+        cmd += ["--label-smoothing", repr(args.label_smoothing)]
+    if args.class_weights:
+        cmd += ["--class-weights", args.class_weights]
     print("octa:", " ".join(cmd), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     with open(files["log"], "w") as log:
@@ -211,10 +255,9 @@ def run_octa(args, files: dict) -> dict:
 # PyTorch
 # ------------------------------------------------------------------------------------------------
 
-def train_over_order(model, x, y, order, batch: int, steps: int):
+def train_over_order(model, x, y, order, batch: int, steps: int, criterion):
     """PyTorch's training over octa's batch order; returns every step's mean loss (float64)."""
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=BETAS, eps=EPS)
-    criterion = torch.nn.BCEWithLogitsLoss()
     idx_all = torch.from_numpy(order).to(x.device)
     losses = torch.empty(steps, dtype=torch.float64, device=x.device)
     model.train()
@@ -229,11 +272,17 @@ def train_over_order(model, x, y, order, batch: int, steps: int):
 
 
 def test_logits(model, x_test, batch: int = 1000) -> np.ndarray:
+    """(N,) logits of a binary model, (N, K) of a multi-class one."""
     model.eval()
     with torch.no_grad():
-        out = torch.cat([model(x_test[s:s + batch]).view(-1)
-                         for s in range(0, x_test.shape[0], batch)])
-    return out.double().cpu().numpy()
+        out = torch.cat([model(x_test[s:s + batch]) for s in range(0, x_test.shape[0], batch)])
+    out = out.double().cpu().numpy()
+    return out[:, 0] if out.shape[1] == 1 else out
+
+
+def predictions(logits: np.ndarray) -> np.ndarray:
+    """logit > 0, or the argmax (first maximum)."""
+    return logits > 0 if logits.ndim == 1 else np.argmax(logits, axis=1)
 
 
 def weight_diffs(a: dict, b: dict) -> dict:
@@ -260,6 +309,7 @@ def run(args) -> dict:
              "losses": work / "octa_losses.json", "trained": work / "octa_trained.safetensors",
              "metrics": work / "octa_metrics.json", "log": work / "octa.log"}
     report = {"model": args.model, "batch_size": args.batch_size, "seed": args.seed,
+              "dataset": args.dataset, "task": args.task,
               "octa_device": args.device, "octa_conv": args.conv, "files": {
                   k: str(v) for k, v in files.items()}}
     if args.reuse_octa and all(files[k].exists() for k in ("init", "order", "losses", "trained",
@@ -278,22 +328,29 @@ def run(args) -> dict:
     if device.type == "cuda":
         report["torch"]["gpu"] = torch.cuda.get_device_name(device)
 
-    mnist = mnist_idx.load_mnist(args.data_dir)
+    mnist = mnist_idx.load_dataset(args.data_dir, args.dataset)
+    task = Task(args, mnist.train_labels)
+    report["task_config"] = task.describe()
     images, labels = mnist.train_images, mnist.train_labels
     if args.max_train:
         images, labels = images[:args.max_train], labels[:args.max_train]
     n_train = len(labels)
     x_test = torch.from_numpy(mnist_idx.normalize(mnist.test_images)).to(device)
-    y_test = mnist_idx.binary_targets(mnist.test_labels)[:, 0]
+    y_test = task.test_targets(mnist.test_labels)
     octa_test = json.loads(files["metrics"].read_text())["test"]
     checks = {}
 
+    def metrics(logits):
+        if task.kind == "binary":
+            return binary_metrics(logits, y_test)
+        return multiclass_metrics(logits, y_test, task.class_names)
+
     # --- prediction check: octa's trained weights in PyTorch vs octa's own evaluation -----------
-    octa_model = models.build_model(args.model).to(device)
+    octa_model = models.build_model(args.model, task.num_classes).to(device)
     octa_model.load_state_dict(load_file(str(files["trained"])), strict=True)
     logits_octa_w = test_logits(octa_model, x_test)
-    checks["octa_weights_in_torch"] = prediction_match(
-        binary_metrics(logits_octa_w, y_test), octa_test, logits_octa_w)
+    match = prediction_match if task.kind == "binary" else multiclass_prediction_match
+    checks["octa_weights_in_torch"] = match(metrics(logits_octa_w), octa_test, logits_octa_w)
 
     if args.model != "a":
         report["loss_curves"] = ("not compared: model B's dropout masks come from different "
@@ -311,16 +368,24 @@ def run(args) -> dict:
         steps = steps_epoch if args.steps_compare == "all" else min(int(args.steps_compare),
                                                                     steps_epoch)
         x = torch.from_numpy(mnist_idx.normalize(images)).to(device)
-        y = torch.from_numpy(mnist_idx.binary_targets(labels)).to(device)
+        y = torch.from_numpy(task.targets(labels)).to(device)
         init = load_file(str(files["init"]))
 
-        model = models.build_model("a").to(device)
+        model = models.build_model("a", task.num_classes).to(device)
         model.load_state_dict(init, strict=True)
         model64 = copy.deepcopy(model).double() if args.float64 else None
         t0 = time.perf_counter()
-        losses32 = train_over_order(model, x, y, order, args.batch_size, steps)
-        losses64 = (train_over_order(model64, x.double(), y.double(), order, args.batch_size,
-                                     steps) if model64 is not None else None)
+        losses32 = train_over_order(model, x, y, order, args.batch_size, steps,
+                                    task.criterion(device))
+        if model64 is not None:
+            y64 = y.double() if task.kind == "binary" else y  # class indices stay int64
+            criterion64 = task.criterion(device)
+            if getattr(criterion64, "weight", None) is not None:
+                criterion64.weight = criterion64.weight.double()
+            losses64 = train_over_order(model64, x.double(), y64, order, args.batch_size, steps,
+                                        criterion64)
+        else:
+            losses64 = None
         report["torch"]["training_seconds"] = time.perf_counter() - t0
         curves = compare_curves(octa_losses[:steps], losses32, step1_rtol=args.step1_rtol,
                                 tight_steps=args.tight_steps, tight_rtol=args.tight_rtol,
@@ -340,11 +405,11 @@ def run(args) -> dict:
             # Same init, same batches, same arithmetic up to rounding: the two trained models
             # should classify the test set alike, apart from a few borderline images.
             logits_torch = test_logits(model, x_test)
-            disagree = int(np.sum((logits_torch > 0) != (logits_octa_w > 0)))
+            disagree = int(np.sum(predictions(logits_torch) != predictions(logits_octa_w)))
             checks["octa_trained_vs_torch_trained"] = {
                 "disagreements": disagree, "max_disagreements": args.max_disagreements,
                 "max_abs_logit_diff": float(np.abs(logits_torch - logits_octa_w).max()),
-                "torch_trained_accuracy": binary_metrics(logits_torch, y_test)["accuracy"],
+                "torch_trained_accuracy": metrics(logits_torch)["accuracy"],
                 "octa_trained_accuracy": checks["octa_weights_in_torch"]["accuracy"]["octa"],
                 "pass": disagree <= args.max_disagreements,
             }
@@ -371,7 +436,8 @@ def run(args) -> dict:
 
 
 def summary(r: dict) -> str:
-    lines = [f"parity, model {r['model']}, batch {r['batch_size']}, octa on {r['octa_device']} "
+    lines = [f"parity, model {r['model']}, {r['dataset']} {r['task']}, batch {r['batch_size']}, "
+             f"octa on {r['octa_device']} "
              f"({r['octa_conv']} conv), PyTorch {r['torch']['version']} on "
              f"{r['torch'].get('gpu', r['torch']['device'])}, TF32 {r['torch']['tf32_state']}"]
     c = r["loss_curves"]
@@ -411,17 +477,26 @@ def summary(r: dict) -> str:
             lines.append(f"    {name:14s} " + " / ".join(f"{wd[c][name]['max_abs']:.2e}"
                                                        for c in cols))
     p = r["checks"]["octa_weights_in_torch"]
-    lines.append(
-        f"octa's trained weights in PyTorch vs octa's own test evaluation: confusion matrix "
-        f"torch {p['torch_confusion_matrix']} / octa {p['octa_confusion_matrix']}, "
-        f"mean loss rel diff {p['mean_loss']['rel_diff']:.2e}, AUC diff "
-        f"{p['roc_auc_abs_diff'] if p['roc_auc_abs_diff'] is None else format(p['roc_auc_abs_diff'], '.2e')}"
-        f": {'PASS' if p['pass'] else 'FAIL'}")
+    if "roc_auc_abs_diff" in p:
+        auc = p["roc_auc_abs_diff"]
+        lines.append(
+            f"octa's trained weights in PyTorch vs octa's own test evaluation: confusion matrix "
+            f"torch {p['torch_confusion_matrix']} / octa {p['octa_confusion_matrix']}, "
+            f"mean loss rel diff {p['mean_loss']['rel_diff']:.2e}, AUC diff "
+            f"{auc if auc is None else format(auc, '.2e')}: {'PASS' if p['pass'] else 'FAIL'}")
+    else:
+        lines.append(
+            f"octa's trained weights in PyTorch vs octa's own test evaluation: accuracy torch "
+            f"{p['accuracy']['torch']:.4f} / octa {p['accuracy']['octa']:.4f}, confusion "
+            f"matrices differ by at least {p['disagreements_at_least']} images (near ties "
+            f"{p['logits_with_top2_within_borderline']}), mean loss rel diff "
+            f"{p['mean_loss']['rel_diff']:.2e}: {'PASS' if p['pass'] else 'FAIL'}")
     q = r["checks"].get("octa_trained_vs_torch_trained")
     if q:
         lines.append(
             f"octa-trained vs PyTorch-trained (same init and batches), 10,000 test images: "
-            f"{q['disagreements']} disagreements of logit > 0 (allowed {q['max_disagreements']}), "
+            f"{q['disagreements']} disagreements of the prediction (allowed "
+            f"{q['max_disagreements']}), "
             f"max |logit diff| {q['max_abs_logit_diff']:.3e}; accuracy octa "
             f"{q['octa_trained_accuracy']:.4f} / torch {q['torch_trained_accuracy']:.4f}: "
             f"{'PASS' if q['pass'] else 'FAIL'}")
@@ -433,6 +508,12 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description="Loss-curve and prediction parity of octa with "
                                              "PyTorch (see the file header for the tolerances).")
     ap.add_argument("--model", choices=("a", "b"), default="a")
+    ap.add_argument("--task", choices=("binary", "multiclass"), default="binary")
+    ap.add_argument("--dataset", choices=tuple(mnist_idx.DATASETS), default="mnist")
+    ap.add_argument("--target-class", default=str(mnist_idx.TARGET_DIGIT),
+                    help="the binary task's class: an index or a class name [8]")
+    ap.add_argument("--label-smoothing", type=float, default=0.0)
+    ap.add_argument("--class-weights", default="", help="comma-separated, one per class")
     ap.add_argument("--octa", required=True, help="path to octa's train_gpu")
     ap.add_argument("--data-dir", default="data")
     ap.add_argument("--workdir", required=True, help="octa's exports and the report go here")

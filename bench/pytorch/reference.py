@@ -1,7 +1,11 @@
 """bench/pytorch/reference.py: the tutorial's training in PyTorch, the baseline octa is measured against.
 
 Three variants of the same training (model A or B, Adam lr 1e-3, BCEWithLogitsLoss mean, target
-"label == 8", ToTensor + Normalize((0.5,), (0.5,)), test batch 1000, logit > 0 as the prediction):
+"label == 8", ToTensor + Normalize((0.5,), (0.5,)), test batch 1000, logit > 0 as the prediction).
+--task multiclass trains the same models with fc2 = nn.Linear(128, 10) and CrossEntropyLoss (mean;
+--label-smoothing, --class-weights as PyTorch has them) on class-index targets, prediction argmax;
+--dataset fashion-mnist (or kmnist) reads that dataset instead of MNIST, and --target-class picks
+the binary task's class (an index or a class name: --dataset fashion-mnist --target-class Bag).
 
   tutorial  as the tutorial writes it: a map-style Dataset that transforms one image at a time on
             the CPU (torchvision's ToTensor/Normalize on a PIL image when torchvision is installed,
@@ -23,8 +27,9 @@ CUDA-graph recording). Evaluation (eval mode, torch.no_grad) is outside the time
         --data-dir data --out runs/torch_a_eager.json [--eval-every-epoch]
 
 The JSON has the shape of octa's --metrics-out (epochs[].seconds/mean_loss/images_per_second
-[/test_accuracy], test.accuracy/precision/recall/f1/roc_auc/confusion_matrix) plus
-median_epoch_seconds and images_per_second. The helpers above the PyTorch part (binary_metrics,
+[/test_accuracy], test.accuracy/precision/recall/f1/roc_auc/confusion_matrix, or for multiclass
+test.accuracy/top2_accuracy/macro_f1/classes/confusion_matrix) plus median_epoch_seconds and
+images_per_second. The helpers above the PyTorch part (binary_metrics, multiclass_metrics,
 median_after_first, time_to_accuracy) need only numpy; bench/run and parity.py import them.
 """
 from __future__ import annotations
@@ -106,6 +111,54 @@ def binary_metrics(logits, targets) -> dict:
         "baseline_accuracy": max(tp + fn, tn + fp) / n,
         "mean_loss": float(loss.mean()),
         "confusion_matrix": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+    }
+
+
+def multiclass_metrics(logits, labels, class_names=None) -> dict:
+    """octa's multi-class metrics JSON (engine/train/multiclass_metrics.hpp), from (N, K) logits
+    and class-index labels: prediction argmax (first maximum on ties, as torch.argmax and octa),
+    top-2 (the argmax, then the argmax of the others), per-class precision/recall/F1 (0 where the
+    denominator is 0), macro means over the classes present among labels or predictions
+    (scikit-learn's default labels), the KxK confusion matrix (rows actual), the majority
+    baseline, the mean cross-entropy in float64 (log-sum-exp)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels).astype(np.int64).ravel()
+    if z.ndim != 2 or z.shape[0] != y.size or y.size == 0 or z.shape[1] < 2:
+        raise ValueError(f"multiclass_metrics: logits {list(z.shape)} for {y.size} labels")
+    n, k = z.shape
+    if y.min() < 0 or y.max() >= k:
+        raise ValueError(f"multiclass_metrics: labels outside 0..{k - 1}")
+    first = np.argmax(z, axis=1)
+    rest = z.copy()
+    rest[np.arange(n), first] = -np.inf
+    second = np.argmax(rest, axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y, first), 1)
+    support, predicted, correct = confusion.sum(1), confusion.sum(0), np.diag(confusion)
+    precision = np.divide(correct, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros(k), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
+                   where=precision + recall > 0)
+    present = (support > 0) | (predicted > 0)
+    m = z.max(axis=1, keepdims=True)
+    lse = m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+    names = list(class_names) if class_names is not None else [str(c) for c in range(k)]
+    return {
+        "count": int(n),
+        "num_classes": int(k),
+        "accuracy": float(correct.sum() / n),
+        "top2_accuracy": float(np.mean((first == y) | (second == y))),
+        "macro_precision": float(precision[present].mean()),
+        "macro_recall": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
+        "baseline_accuracy": float(support.max() / n),
+        "majority_class": int(np.argmax(support)),
+        "mean_loss": float(np.mean(lse - z[np.arange(n), y])),
+        "classes": [{"index": c, "name": names[c], "support": int(support[c]),
+                     "predicted": int(predicted[c]), "precision": float(precision[c]),
+                     "recall": float(recall[c]), "f1": float(f1[c])} for c in range(k)],
+        "confusion_matrix": {"rows": "actual", "columns": "predicted",
+                             "counts": confusion.tolist()},
     }
 
 
@@ -228,17 +281,67 @@ def torchvision_available() -> bool:
         return False
 
 
-def evaluate(model, x_test, y_test_np, batch_size: int) -> dict:
-    """Eval mode, no gradients, batches of batch_size, in order; metrics on logit > 0."""
+def evaluate(model, x_test, y_test_np, batch_size: int, class_names=None) -> dict:
+    """Eval mode, no gradients, batches of batch_size, in order; binary metrics on logit > 0, or,
+    for a model with several outputs (y_test_np then holds class indices), multi-class metrics."""
     was_training = model.training
     model.eval()
     chunks = []
     with torch.no_grad():
         for s in range(0, x_test.shape[0], batch_size):
-            chunks.append(model(x_test[s:s + batch_size]).view(-1).float())
+            out = model(x_test[s:s + batch_size]).float()
+            chunks.append(out.view(-1) if out.shape[1] == 1 else out)
     model.train(was_training)
     logits = torch.cat(chunks).cpu().numpy()
+    if logits.ndim == 2:
+        return multiclass_metrics(logits, y_test_np, class_names)
     return binary_metrics(logits, y_test_np)
+
+
+class Task:
+    """What the run learns: "binary" (target class against the rest, BCEWithLogitsLoss) or
+    "multiclass" (every class, CrossEntropyLoss with --class-weights and --label-smoothing)."""
+
+    def __init__(self, args, train_labels: np.ndarray):
+        self.kind = args.task
+        info = mnist_idx.dataset_info(args.dataset)
+        self.class_names = info.class_names
+        self.num_classes = int(train_labels.max()) + 1 if self.kind == "multiclass" else 1
+        self.target = (mnist_idx.class_index(args.dataset, args.target_class)
+                       if self.kind == "binary" else None)
+        self.class_weights = None
+        if args.class_weights:
+            if self.kind != "multiclass":
+                raise SystemExit("reference.py: --class-weights needs --task multiclass")
+            self.class_weights = [float(w) for w in args.class_weights.split(",")]
+            if len(self.class_weights) != self.num_classes:
+                raise SystemExit(f"reference.py: --class-weights has {len(self.class_weights)} "
+                                 f"weights for {self.num_classes} classes")
+        if args.label_smoothing and self.kind != "multiclass":
+            raise SystemExit("reference.py: --label-smoothing needs --task multiclass")
+        self.label_smoothing = args.label_smoothing
+
+    def targets(self, labels: np.ndarray) -> np.ndarray:
+        """Training targets: (N, 1) float32 0/1, or (N,) int64 class indices."""
+        if self.kind == "binary":
+            return mnist_idx.binary_targets(labels, self.target)
+        return mnist_idx.class_targets(labels)
+
+    def test_targets(self, labels: np.ndarray) -> np.ndarray:
+        """What evaluate() takes: (N,) 0/1 floats, or the class indices."""
+        t = self.targets(labels)
+        return t[:, 0] if self.kind == "binary" else t
+
+    def criterion(self, device):
+        if self.kind == "binary":
+            return torch.nn.BCEWithLogitsLoss()
+        weight = (None if self.class_weights is None else
+                  torch.tensor(self.class_weights, dtype=torch.float32, device=device))
+        return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
+
+    def describe(self) -> dict:
+        return {"task": self.kind, "num_classes": self.num_classes, "target_class": self.target,
+                "class_weights": self.class_weights, "label_smoothing": self.label_smoothing}
 
 
 def compile_diagnostics() -> dict:
@@ -253,7 +356,6 @@ def compile_diagnostics() -> dict:
 
 def run(args) -> dict:
     require_torch()
-    import torch.nn as nn
     import models
 
     device = torch.device(args.device)
@@ -264,19 +366,23 @@ def run(args) -> dict:
     torch.backends.cudnn.benchmark = benchmark
 
     # --- data -----------------------------------------------------------------------------------
-    mnist = mnist_idx.load_mnist(args.data_dir)
+    mnist = mnist_idx.load_dataset(args.data_dir, args.dataset)
+    task = Task(args, mnist.train_labels)
     train_images, train_labels = mnist.train_images, mnist.train_labels
     if args.max_train:
         train_images, train_labels = train_images[:args.max_train], train_labels[:args.max_train]
     n_train = len(train_labels)
-    y_test_np = mnist_idx.binary_targets(mnist.test_labels)[:, 0]
+    y_test_np = task.test_targets(mnist.test_labels)
     x_test = torch.from_numpy(mnist_idx.normalize(mnist.test_images)).to(device)
+
+    def test_metrics():
+        return evaluate(model, x_test, y_test_np, args.test_batch_size, task.class_names)
 
     # --- model, loss, optimiser (the tutorial's) ------------------------------------------------
     torch.manual_seed(args.seed)
-    model = models.build_model(args.model).to(device)
+    model = models.build_model(args.model, task.num_classes).to(device)
     model.train()
-    criterion = nn.BCEWithLogitsLoss()
+    criterion = task.criterion(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     notes = []
@@ -306,7 +412,7 @@ def run(args) -> dict:
     else:
         # GPU-resident: normalised once (bit-identical to ToTensor+Normalize), gathered per batch.
         x_train = torch.from_numpy(mnist_idx.normalize(train_images)).to(device)
-        y_train = torch.from_numpy(mnist_idx.binary_targets(train_labels)).to(device)
+        y_train = torch.from_numpy(task.targets(train_labels)).to(device)
         gen = torch.Generator(device=device)
         gen.manual_seed(args.seed)
         notes.append("training set normalised once and resident on the device; torch.randperm "
@@ -354,7 +460,7 @@ def run(args) -> dict:
         if args.variant == "tutorial":
             for images, labels in loader:
                 images = images.to(device)
-                labels = (labels == mnist_idx.TARGET_DIGIT).float().view(-1, 1).to(device)
+                labels = torch.from_numpy(task.targets(labels.numpy())).to(device)
                 step(images, labels)
             return
         order = torch.randperm(n_train, device=device, generator=gen)
@@ -371,22 +477,22 @@ def run(args) -> dict:
     for epoch in range(args.epochs):
         loss_sum.zero_()
         synchronize(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         run_epoch()
         synchronize(device)
         seconds = time.perf_counter() - t0
         entry = {"epoch": epoch + 1, "mean_loss": loss_sum.item() / images_per_epoch,
-                 "seconds": seconds, "images_per_second": images_per_epoch / seconds}
+                 "seconds": seconds, "images_per_second": images_per_epoch / seconds,
+                 "cpu_seconds": time.process_time() - c0}  # user + system, all threads
         if args.eval_every_epoch:
-            entry["test_accuracy"] = evaluate(model, x_test, y_test_np,
-                                              args.test_batch_size)["accuracy"]
+            entry["test_accuracy"] = test_metrics()["accuracy"]
         epochs.append(entry)
         print(f"[{args.variant} {args.model} b{args.batch_size}] epoch {epoch + 1}/{args.epochs}: "
               f"loss {entry['mean_loss']:.5f}, {seconds:.3f} s"
               + (f", test accuracy {entry['test_accuracy']:.4f}" if "test_accuracy" in entry
                  else ""), file=sys.stderr, flush=True)
 
-    test = evaluate(model, x_test, y_test_np, args.test_batch_size)
+    test = test_metrics()
     median = median_after_first([e["seconds"] for e in epochs])
     result = {
         "framework": "pytorch",
@@ -402,7 +508,7 @@ def run(args) -> dict:
             "compile_mode": args.compile_mode if args.variant == "compiled" else None,
             "compile_optimizer": args.compile_optimizer if args.variant == "compiled" else None,
             "tutorial_torchvision": use_torchvision if args.variant == "tutorial" else None,
-            "data_dir": str(args.data_dir),
+            "data_dir": str(args.data_dir), "dataset": args.dataset, **task.describe(),
         },
         "epochs": epochs,
         "median_epoch_seconds": median,
@@ -422,6 +528,15 @@ def parse_args(argv=None):
         description="Train the tutorial's CNN in PyTorch (tutorial, eager or compiled variant) "
                     "and report epoch times and test metrics as JSON.")
     ap.add_argument("--model", choices=("a", "b"), default="a")
+    ap.add_argument("--task", choices=("binary", "multiclass"), default="binary",
+                    help="binary: --target-class against the rest; multiclass: every class")
+    ap.add_argument("--dataset", choices=tuple(mnist_idx.DATASETS), default="mnist")
+    ap.add_argument("--target-class", default=str(mnist_idx.TARGET_DIGIT),
+                    help="the binary task's class: an index or a class name [8]")
+    ap.add_argument("--label-smoothing", type=float, default=0.0,
+                    help="CrossEntropyLoss's label_smoothing (multiclass) [0]")
+    ap.add_argument("--class-weights", default="",
+                    help="CrossEntropyLoss's weight, comma-separated, one per class (multiclass)")
     ap.add_argument("--variant", choices=VARIANTS, default="eager")
     ap.add_argument("--compile-mode", choices=COMPILE_MODES, default="reduce-overhead",
                     help="torch.compile mode for --variant compiled [reduce-overhead]")
@@ -433,7 +548,8 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default="data",
-                    help="the four MNIST files, or DIR/MNIST/raw below it [data]")
+                    help="the four files, or DIR/MNIST/raw (DIR/FashionMNIST/raw, ...) below it "
+                         "[data]")
     ap.add_argument("--max-train", type=int, default=0,
                     help="use only the first N training images (0: all), as octa's --max-train")
     ap.add_argument("--drop-last", action="store_true", help="drop the short last batch")
@@ -462,7 +578,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         result = run(args)
-    except mnist_idx.IdxError as e:
+    except (mnist_idx.IdxError, ValueError) as e:
         print(f"reference.py: {e}", file=sys.stderr)
         return 1
     text = json.dumps(result, indent=2) + "\n"
@@ -472,9 +588,10 @@ def main(argv=None) -> int:
     else:
         sys.stdout.write(text)
     t = result["test"]
+    f1 = f"F1 {t['f1']:.4f}" if "f1" in t else f"macro-F1 {t['macro_f1']:.4f}"
     print(f"[{args.variant} {args.model} b{args.batch_size}] median epoch "
           f"{result['median_epoch_seconds']:.4f} s ({result['images_per_second']:.0f} images/s); "
-          f"test accuracy {t['accuracy']:.4f}, F1 {t['f1']:.4f}", file=sys.stderr)
+          f"test accuracy {t['accuracy']:.4f}, {f1}", file=sys.stderr)
     return 0
 
 

@@ -99,6 +99,7 @@ enum class RngStream : std::uint64_t {
   kInit = 1ull << 40,     // + parameter index in the table
   kShuffle = 2ull << 40,  // + epoch
   kDropout = 3ull << 40,  // + global step (and layer) index
+  kHoldOut = 4ull << 40,  // + 0: which training images form the validation split (--val-size)
 };
 
 inline std::uint64_t rng_stream(RngStream base, std::uint64_t index) {

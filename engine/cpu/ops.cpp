@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "engine/core/error.hpp"
@@ -548,6 +549,94 @@ double bce_with_logits(T* dlogits, const T* logits, const T* targets, int N, T p
 }
 
 // =============================================================================================
+// Softmax cross-entropy
+// =============================================================================================
+
+namespace {
+
+// The class index a target holds, checked: an integer in [0, C).
+template <class T>
+int target_class(const T* targets, int n, int C) {
+  const double t = static_cast<double>(targets[n]);
+  OCTA_CHECK(t >= 0.0 && t < static_cast<double>(C) && t == std::floor(t),
+             "softmax_cross_entropy: target {} of sample {} is not a class index in 0..{}", t, n,
+             C - 1);
+  return static_cast<int>(t);
+}
+
+}  // namespace
+
+template <class T>
+double softmax_cross_entropy(T* dlogits, const T* logits, const T* targets, int N, int C,
+                             const T* class_weight, T label_smoothing) {
+  const char* op = "softmax_cross_entropy";
+  check_positive(op, "N", N);
+  check_positive(op, "C", C);
+  const double eps = static_cast<double>(label_smoothing);
+  OCTA_CHECK(eps >= 0.0 && eps <= 1.0, "{}: label_smoothing = {} must be in [0, 1]", op, eps);
+  const auto w = [&](int c) {
+    return class_weight != nullptr ? static_cast<double>(class_weight[c]) : 1.0;
+  };
+  double weight_total = 0.0;  // sum over the classes, for the smoothing term's gradient
+  for (int c = 0; c < C; ++c) {
+    OCTA_CHECK(std::isfinite(w(c)) && w(c) >= 0.0,
+               "{}: class weight {} = {} must be finite and non-negative", op, c, w(c));
+    weight_total += w(c);
+  }
+  double W = 0.0;  // the weights of the batch's targets: the mean's denominator
+  for (int n = 0; n < N; ++n) W += w(target_class(targets, n, C));
+  if (W == 0.0) {  // PyTorch's nll_loss divides 0 by 0 here, and the NaN reaches everything
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    if (dlogits != nullptr) std::fill(dlogits, dlogits + sz(N) * sz(C), static_cast<T>(nan));
+    return nan;
+  }
+
+  const double smooth_per_class = eps / static_cast<double>(C);
+  double nll = 0.0, smooth = 0.0;
+  for (int n = 0; n < N; ++n) {
+    const T* z = logits + sz(n) * sz(C);
+    const int y = target_class(targets, n, C);
+    // The first maximum a (a NaN wins, so that it reaches the loss), and the softmax's
+    // denominator s = 1 + rest, rest = sum of exp(z[c] - z[a]) over c != a: log s = log1p(rest)
+    // keeps its accuracy where one class is (nearly) certain.
+    int a = 0;
+    double m = static_cast<double>(z[0]);
+    for (int c = 1; c < C; ++c) {
+      const double v = static_cast<double>(z[c]);
+      if (!(v <= m) && m == m) {
+        a = c;
+        m = v;
+      }
+    }
+    double rest = 0.0;
+    for (int c = 0; c < C; ++c) {
+      if (c != a) rest += std::exp(static_cast<double>(z[c]) - m);
+    }
+    const double log_s = std::log1p(rest), s = 1.0 + rest;
+    // -log p[c] = (m - z[c]) + log s: two non-negative terms.
+    const auto neg_log_p = [&](int c) { return (m - static_cast<double>(z[c])) + log_s; };
+    const double wy = w(y);
+    nll += wy * neg_log_p(y);
+    if (eps > 0.0) {
+      double row = 0.0;
+      for (int c = 0; c < C; ++c) row += w(c) * neg_log_p(c);
+      smooth += row;
+    }
+    if (dlogits == nullptr) continue;
+    T* g = dlogits + sz(n) * sz(C);
+    for (int j = 0; j < C; ++j) {
+      const double p = j == a ? 1.0 / s : std::exp(static_cast<double>(z[j]) - m) / s;
+      // p[y] - 1, without cancellation where y is the maximum: -rest / s.
+      const double onehot_term = j != y ? p : (y == a ? -rest / s : p - 1.0);
+      const double d =
+          (1.0 - eps) * wy * onehot_term + smooth_per_class * (weight_total * p - w(j));
+      g[j] = static_cast<T>(d / W);
+    }
+  }
+  return ((1.0 - eps) * nll + smooth_per_class * smooth) / W;
+}
+
+// =============================================================================================
 // Explicit instantiations
 // =============================================================================================
 
@@ -572,7 +661,8 @@ double bce_with_logits(T* dlogits, const T* logits, const T* targets, int N, T p
   template void dropout_forward<T>(T*, std::uint8_t*, const T*, std::size_t, float, std::uint64_t, \
                                    std::uint64_t);                                                 \
   template void dropout_backward<T>(T*, const T*, const std::uint8_t*, std::size_t, float);        \
-  template double bce_with_logits<T>(T*, const T*, const T*, int, T);
+  template double bce_with_logits<T>(T*, const T*, const T*, int, T);                              \
+  template double softmax_cross_entropy<T>(T*, const T*, const T*, int, int, const T*, T);
 
 OCTA_INSTANTIATE_CPU_OPS(float)
 OCTA_INSTANTIATE_CPU_OPS(double)

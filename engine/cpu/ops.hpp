@@ -97,4 +97,27 @@ void dropout_backward(T* din, const T* dout, const std::uint8_t* mask, std::size
 template <class T>
 double bce_with_logits(T* dlogits, const T* logits, const T* targets, int N, T pos_weight);
 
+// ---------------------------------------------------------------------------------------------
+// Softmax cross-entropy: PyTorch's CrossEntropyLoss(weight, reduction='mean', label_smoothing)
+// with class-index targets, computed from the log-softmax by log-sum-exp (max subtracted first):
+//   -log p[n][c] = lse(z[n]) - z[n][c]      (every term non-negative, nothing overflows)
+//   nll    = sum_n w[y_n] (-log p[n][y_n])
+//   smooth = sum_n sum_c w[c] (-log p[n][c])
+//   W      = sum_n w[y_n]                   (N without class weights)
+//   loss   = (1 - eps) nll / W + (eps / C) smooth / W
+// which is PyTorch's definition: the weighted mean divides by the weights of the batch's targets,
+// and the smoothing term is divided by the same W (so without weights it is the mean over the
+// batch of the cross-entropy against the target (1 - eps) onehot(y) + eps / C). Its gradient:
+//   dz[n][j] = ((1 - eps) w[y_n] (p[n][j] - [j == y_n]) + (eps / C) (sum_c w[c] p[n][j] - w[j])) /
+//   W
+// logits: (N, C)   targets: (N) class indices 0..C-1 held as T (the batch's target buffer)
+// class_weight: (C) finite, >= 0, or null for all ones   label_smoothing: eps in [0, 1]
+// Returns the mean loss (accumulated in double, rows in order); dlogits: (N, C) or null, the
+// gradient of the mean. As in PyTorch, targets whose weights sum to 0 give NaN (0 / 0), and a
+// NaN logit makes its row's loss and gradient NaN. Throws octa::Error for a target that is not an
+// integer in [0, C), a bad weight or eps.
+template <class T>
+double softmax_cross_entropy(T* dlogits, const T* logits, const T* targets, int N, int C,
+                             const T* class_weight, T label_smoothing);
+
 }  // namespace octa::cpu

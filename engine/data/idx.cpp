@@ -369,12 +369,12 @@ IdxImages read_idx_images(const fs::path& path) {
   return out;
 }
 
-IdxLabels read_idx_labels(const fs::path& path) {
+IdxLabels read_idx_labels(const fs::path& path, int max_label) {
   IdxContent c = read_idx(path, 1);
   for (std::size_t i = 0; i < c.data.size(); ++i) {
-    if (c.data[i] > 9) {
-      throw Error(fmt::format("{}: label {} at index {} is outside 0..9", path.string(),
-                              int{c.data[i]}, i));
+    if (int{c.data[i]} > max_label) {
+      throw Error(fmt::format("{}: label {} at index {} is outside 0..{}", path.string(),
+                              int{c.data[i]}, i, max_label));
     }
   }
   IdxLabels out;

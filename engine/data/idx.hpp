@@ -26,16 +26,17 @@ struct IdxImages {
 
 struct IdxLabels {
   int count = 0;
-  std::vector<std::uint8_t> labels;  // each in 0..9
+  std::vector<std::uint8_t> labels;  // each in 0..max_label
   std::string sha256;                // of the whole decompressed file content (header included)
 };
 
 // Both throw octa::Error naming the file and the problem: unreadable or empty file, wrong magic or
 // number of dimensions, data shorter or longer than the header implies, a claim over
-// kMaxIdxDataBytes, a truncated or corrupt gzip stream (CRC included), a label outside 0..9.
+// kMaxIdxDataBytes, a truncated or corrupt gzip stream (CRC included), a label outside
+// 0..max_label (MNIST's 0..9 by default; 255 accepts every byte).
 // Memory grows with the data actually decompressed, never with what the header merely claims.
 IdxImages read_idx_images(const std::filesystem::path& path);
-IdxLabels read_idx_labels(const std::filesystem::path& path);
+IdxLabels read_idx_labels(const std::filesystem::path& path, int max_label = 9);
 
 // True when the file starts with the gzip magic bytes 1f 8b. Throws octa::Error when unreadable.
 bool is_gzip_file(const std::filesystem::path& path);

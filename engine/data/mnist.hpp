@@ -1,5 +1,7 @@
-// engine/data/mnist.hpp: finding MNIST on disk (plain directory or torchvision's DIR/MNIST/raw),
-// downloading what is missing from mirrors, and loading the two splits with every check.
+// engine/data/mnist.hpp: finding a dataset of MNIST's format on disk (a plain directory or
+// torchvision's DIR/<Folder>/raw), downloading what is missing from its mirrors, and loading the
+// two splits with every check: MNIST itself, or any descriptor of datasets.hpp (Fashion-MNIST,
+// KMNIST, any four IDX files). The number of classes comes from the labels.
 #pragma once
 
 #include <array>
@@ -10,72 +12,82 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/data/datasets.hpp"
 #include "engine/data/download.hpp"
 
 namespace octa::data {
 
-// One of the four files of the official release.
-struct MnistFileSpec {
-  std::string_view name;    // base name, without .gz
-  std::string_view gz_md5;  // MD5 of the official .gz (what torchvision checks after downloading)
-  std::string_view sha256;  // SHA-256 of the decompressed content
-};
-
-inline constexpr std::array<MnistFileSpec, 4> kMnistFiles{{
-    {"train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-     "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"},
-    {"train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432",
-     "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"},
-    {"t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3",
-     "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"},
-    {"t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c",
-     "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"},
-}};
-
-// torchvision's mirrors, in its order.
-inline constexpr std::array<std::string_view, 2> kDefaultMnistMirrors{
-    "https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"};
-
 struct FindOptions {
   bool allow_download = true;
   // URL prefixes (http, https or file://) tried in order for each missing file. Empty means: the
-  // comma-separated list in $OCTA_MNIST_MIRRORS when that is set, else kDefaultMnistMirrors.
+  // comma-separated list in the dataset's variable ($OCTA_MNIST_MIRRORS for MNIST) when that is
+  // set, else the dataset's own mirrors (torchvision's).
   std::vector<std::string> mirrors;
   DownloadOptions download;  // timeouts; expected_md5 is ignored (each file's own MD5 is used)
 };
 
-// The mirrors find_mnist will try, after applying the rules above.
+// The mirrors find_dataset will try for `spec`, after applying the rules above.
+std::vector<std::string> resolve_mirrors(const DatasetSpec& spec, const FindOptions& options);
+// MNIST's.
 std::vector<std::string> resolve_mirrors(const FindOptions& options);
 
-struct MnistFiles {
+struct DatasetFiles {
   std::filesystem::path train_images, train_labels, test_images, test_labels;
   std::vector<std::filesystem::path> downloaded;  // what this call fetched, if anything
 };
+using MnistFiles = DatasetFiles;
 
-// Looks for each file (plain, else .gz) in data_dir, then in data_dir/MNIST/raw. Missing files are
-// downloaded as .gz into data_dir/MNIST/raw when allowed, each checked against its official MD5.
-// Throws octa::Error listing the files looked for, the directories and how to provide them.
+// A known release (spec.known()): looks for each file (plain, else .gz) in data_dir, then in
+// data_dir/<spec.folder>/raw. Missing files are downloaded as .gz into data_dir/<folder>/raw when
+// allowed, each checked against its official MD5. The "idx" descriptor: the one file in data_dir
+// whose name ends in each role's name (train-images-idx3-ubyte, ...; t10k- or test- for the test
+// split; plain or .gz), never downloaded. Throws octa::Error listing the files looked for, the
+// directories and how to provide them (or, for "idx", the files that match a role twice).
+DatasetFiles find_dataset(const DatasetSpec& spec, const std::filesystem::path& data_dir,
+                          const FindOptions& options = {});
+// find_dataset(kMnist, ...).
 MnistFiles find_mnist(const std::filesystem::path& data_dir, const FindOptions& options = {});
 
 struct Split {
   int count = 0, rows = 0, cols = 0;
   std::vector<std::uint8_t> pixels;  // count x rows x cols
-  std::vector<std::uint8_t> labels;  // count, each 0..9
+  std::vector<std::uint8_t> labels;  // count, each a class index 0..K-1
 };
 
 // The first n images of a split (all of them when n >= count), for --max-train / --max-test.
 Split take_first(const Split& split, std::size_t n);
 
-struct Mnist {
+struct Dataset {
   Split train, test;
-  MnistFiles files;
-  // One entry (also logged with spdlog::warn) per file whose decompressed content is not the
-  // official MNIST file; such files load anyway. Empty for the real MNIST.
+  DatasetFiles files;
+  const DatasetSpec* spec = &kMnist;  // what was asked for
+  // K, the number of classes: the largest training label + 1 (at least 2); the test split may
+  // lack a class but holds no label >= K.
+  int num_classes = 0;
+  // K names: the release's (also for "idx" files that turn out to be a known release), else
+  // "0", "1", ...
+  std::vector<std::string> class_names;
+  // One entry (also logged with spdlog::warn) per file that is not the release `spec` names;
+  // such files load anyway. Empty for the real files.
   std::vector<std::string> checksum_warnings;
+  // One entry (also logged with spdlog::info) per file whose checksum nobody recorded (every
+  // "idx" file that is no known release, a plain KMNIST file), and one naming the known release
+  // that "idx" files turned out to be.
+  std::vector<std::string> checksum_notices;
 };
+using Mnist = Dataset;
 
-// find_mnist, then reads the four files and checks that each split has as many labels as images
-// and 28x28 images. Throws octa::Error naming the file(s) on any problem.
+// find_dataset, then reads the four files and checks them: as many labels as images in each split,
+// 28x28 images (the models' input; any other size is an error naming the file), labels 0..9 for
+// a known release (0..255 for "idx"), no test label outside the training split's classes. Throws
+// octa::Error naming the file(s) on any problem.
+Dataset load_dataset(const DatasetSpec& spec, const std::filesystem::path& data_dir,
+                     const FindOptions& options = {});
+// load_dataset(kMnist, ...).
 Mnist load_mnist(const std::filesystem::path& data_dir, const FindOptions& options = {});
+
+// The class that `text` names in `dataset`: an index 0..K-1, or one of its class names (exactly,
+// or ignoring case). Throws octa::Error listing the valid indices and names otherwise.
+int resolve_class(const Dataset& dataset, std::string_view text);
 
 }  // namespace octa::data

@@ -50,7 +50,7 @@
 namespace octa {
 
 ConvPath parse_conv_path(std::string_view name) {
-  for (const ConvPath path : {ConvPath::kFused, ConvPath::kFusedFp32, ConvPath::kCudnn}) {
+  for (const ConvPath path : kConvPaths) {
     if (name == conv_path_name(path)) return path;
   }
   throw Error(
@@ -84,10 +84,6 @@ constexpr int kWarmupSteps = 3;  // eager steps before the graph is captured
 constexpr std::size_t kPixels = kImageSize * kImageSize;
 constexpr std::size_t kCublasWorkspaceBytes = 32u << 20;  // NVIDIA's advice for Hopper
 constexpr int kMaxTimedPhases = 64;                       // per step, with time_phases
-// --conv fused: stages with at least this many input channels run on the tensor cores (conv2);
-// below it (conv1, Cin = 1, a 9-term reduction) 3xTF32's three products per multiply-add do not
-// pay.
-constexpr int kTensorCoreMinCin = 8;
 
 // Batch memory the engine copies from asynchronously: pinned, with an event recorded on the copy
 // stream after the last copy out of it.
@@ -138,8 +134,8 @@ struct Stage {
   int cin = 0, cout = 0, size = 0;
   std::size_t w, b, bn_w = 0, bn_b = 0, bn_mean = 0, bn_var = 0;
   bool bn = false;
-  // --conv fused and Cin >= kTensorCoreMinCin (conv2): the conv3x3_tc_* launchers (tensor cores)
-  // in place of conv3x3_* (CUDA cores), same arguments, same workspace.
+  // --conv fused and Cin >= gpu::kTensorCoreMinCin (conv2): the conv3x3_tc_* launchers (tensor
+  // cores) in place of conv3x3_* (CUDA cores), same arguments, same workspace.
   bool tensor_cores = false;
   // Model A, octa's kernels, a stage whose input gradient is not needed (conv1): the pool's and
   // ReLU's backward are folded into the filter gradient's kernel (CUDA cores only), so dact is
@@ -307,7 +303,7 @@ class CudaBackend final : public TrainingBackend {
     const auto n = static_cast<std::size_t>(cfg_.max_batch);
     const std::size_t full = n * cout * size * size;
     s.names = names;
-    s.tensor_cores = opt_.conv == ConvPath::kFused && cin >= kTensorCoreMinCin;
+    s.tensor_cores = opt_.conv == ConvPath::kFused && cin >= gpu::kTensorCoreMinCin;
     s.pool_into_filter =
         cfg_.arch == Arch::kA && octa_kernels() && !needs_input_gradient && !s.tensor_cores;
     s.cin = cin;

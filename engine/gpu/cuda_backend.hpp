@@ -19,6 +19,7 @@ namespace octa {
 //   kFusedFp32  "fused-fp32": octa's own kernels, every stage on the CUDA cores in FP32
 //   kCudnn      "cudnn":      cuDNN's convolutions (engine/gpu/cudnn_conv.hpp)
 enum class ConvPath { kFused, kFusedFp32, kCudnn };
+inline constexpr ConvPath kConvPaths[] = {ConvPath::kFused, ConvPath::kFusedFp32, ConvPath::kCudnn};
 ConvPath parse_conv_path(std::string_view name);  // the names above; errors name --conv
 const char* conv_path_name(ConvPath path);
 

@@ -195,10 +195,15 @@ PairKey pair_key(const std::map<std::string, std::string>& metadata) {
   return {get("octa.run_id", "?"), get("octa.epochs_done", "?"), get("octa.batches_done", "0")};
 }
 
+// What both files record of the run: the pair's key, and the task (--target-digit, --val-size).
 std::map<std::string, std::string> pair_metadata(const TrainingState& training) {
-  return {{"octa.run_id", training.run_id},
-          {"octa.epochs_done", std::to_string(training.epochs_done)},
-          {"octa.batches_done", std::to_string(training.within_epoch.batches_done)}};
+  std::map<std::string, std::string> m = {
+      {"octa.run_id", training.run_id},
+      {"octa.epochs_done", std::to_string(training.epochs_done)},
+      {"octa.batches_done", std::to_string(training.within_epoch.batches_done)},
+      {"octa.val_size", std::to_string(training.val_size)}};
+  if (training.target_digit) m["octa.target_digit"] = std::to_string(*training.target_digit);
+  return m;
 }
 
 // The weights of an interrupted save that belong with the optimiser state `want`: a complete
@@ -348,6 +353,12 @@ Checkpoint load_checkpoint(const fs::path& path, const ParamTable& table) {
     }
   }
   read_tensor(file, opath, "step", io::DType::kI64, {}, &os.step);
+  if (file.metadata.contains("octa.target_digit")) {
+    ts.target_digit = metadata_int<int>(file, opath, "octa.target_digit");
+  }
+  if (file.metadata.contains("octa.val_size")) {
+    ts.val_size = metadata_int<int>(file, opath, "octa.val_size");
+  }
   return ck;
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,10 @@ struct TrainingState {
   std::string run_id;
   OptimizerConfig optimizer;
   OptimizerState optimizer_state;
+  // Recorded in both files' metadata ("octa.target_digit", "octa.val_size"). Files written before
+  // they were recorded: no target digit (unknown), no validation split (none existed then).
+  std::optional<int> target_digit;
+  int val_size = 0;  // training images held out as the validation split (train_gpu --val-size)
 };
 
 std::filesystem::path optimizer_state_path(const std::filesystem::path& weights_path);

@@ -9,16 +9,28 @@
 #include <string>
 
 #include "engine/core/error.hpp"
+#include "engine/cpu_fast/fast_model.hpp"
 #include "engine/model/cpu_model.hpp"
 
 namespace octa {
 
-std::uint64_t host_bytes_for_batch(const ParamTable& table, std::int64_t batch, bool cpu_model,
+std::uint64_t fast_model_bytes(const ParamTable& table, std::int64_t capacity) {
+  const std::uint64_t one = cpu_fast::FastModel(table, 1).activation_bytes();
+  const std::uint64_t per_image = cpu_fast::FastModel(table, 2).activation_bytes() - one;
+  return one - per_image +
+         per_image * static_cast<std::uint64_t>(std::max<std::int64_t>(capacity, 0));
+}
+
+std::uint64_t host_bytes_for_batch(const ParamTable& table, std::int64_t batch, HostModel model,
                                    int ring_slots) {
   const auto n = static_cast<std::uint64_t>(std::max<std::int64_t>(batch, 0));
   const std::uint64_t batch_buffer = n * (kImageSize * kImageSize + 1) * sizeof(float);
-  const std::uint64_t staging = static_cast<std::uint64_t>(ring_slots) + (cpu_model ? 0 : 2);
-  return (cpu_model ? CpuModel<float>::buffer_bytes(table, batch) : 0) + staging * batch_buffer;
+  const std::uint64_t staging =
+      static_cast<std::uint64_t>(ring_slots) + (model == HostModel::kNone ? 2 : 0);
+  std::uint64_t model_bytes = 0;
+  if (model == HostModel::kReference) model_bytes = CpuModel<float>::buffer_bytes(table, batch);
+  if (model == HostModel::kFast) model_bytes = fast_model_bytes(table, batch);
+  return model_bytes + staging * batch_buffer;
 }
 
 std::uint64_t usable_host_memory() {
@@ -48,16 +60,17 @@ std::string format_bytes(std::uint64_t bytes) {
 }
 
 void check_batch_memory(std::string_view flag, std::int64_t batch, const ParamTable& table,
-                        bool cpu_model, int ring_slots, std::uint64_t limit) {
+                        HostModel model, int ring_slots, std::uint64_t limit) {
   if (limit == 0) limit = usable_host_memory();
-  const std::uint64_t need = host_bytes_for_batch(table, batch, cpu_model, ring_slots);
+  const std::uint64_t need = host_bytes_for_batch(table, batch, model, ring_slots);
   if (need <= limit) return;
-  const std::uint64_t per_image = host_bytes_for_batch(table, 1, cpu_model, ring_slots);
+  const std::uint64_t per_image = host_bytes_for_batch(table, 2, model, ring_slots) -
+                                  host_bytes_for_batch(table, 1, model, ring_slots);
   throw Error(fmt::format(
       "{} {}: a batch this large needs about {} of memory ({} per image: model {}'s {}batch "
       "buffers), more than the {} this machine has; choose a smaller {}",
       flag, batch, format_bytes(need), format_bytes(per_image), arch_name(table.arch()),
-      cpu_model ? "activations, gradients and " : "", format_bytes(limit), flag));
+      model == HostModel::kNone ? "" : "activations, gradients and ", format_bytes(limit), flag));
 }
 
 }  // namespace octa

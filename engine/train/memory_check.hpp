@@ -11,10 +11,18 @@
 
 namespace octa {
 
-// Host bytes a backend and its loader ring allocate for batches of `batch` images: the CPU
-// reference model's buffers (cpu_model; the GPU keeps those on the device, checked there), the
-// ring's `ring_slots` batch buffers and, for the GPU, its two pinned staging batches.
-std::uint64_t host_bytes_for_batch(const ParamTable& table, std::int64_t batch, bool cpu_model,
+// Which model's buffers a backend keeps in host memory.
+enum class HostModel {
+  kNone,       // the GPU engine: its buffers are on the device (checked there); two pinned batches
+  kReference,  // CpuModel<float> (--device cpu-ref)
+  kFast,       // cpu_fast::FastModel (--device cpu)
+};
+
+// Host bytes a backend and its loader ring allocate for training batches of `batch` images: the
+// model's buffers, the ring's `ring_slots` batch buffers and, for the GPU, its two pinned staging
+// batches. (The CPU backends evaluate in pieces of the training batch, so the test batch adds only
+// its ring there; on the GPU the staging and device buffers are sized for the larger of the two.)
+std::uint64_t host_bytes_for_batch(const ParamTable& table, std::int64_t batch, HostModel model,
                                    int ring_slots);
 
 // The memory this process may use: physical RAM, or the cgroup's memory.max when lower.
@@ -26,6 +34,10 @@ std::string format_bytes(std::uint64_t bytes);
 // Throws octa::Error naming `flag` and the memory needed when host_bytes_for_batch exceeds
 // `limit` (usable_host_memory() by default).
 void check_batch_memory(std::string_view flag, std::int64_t batch, const ParamTable& table,
-                        bool cpu_model, int ring_slots, std::uint64_t limit = 0);
+                        HostModel model, int ring_slots, std::uint64_t limit = 0);
+
+// The fast CPU model's buffers for `capacity` images, without allocating them for it: they grow
+// linearly with the capacity (FastModel::activation_bytes), measured at capacities 1 and 2.
+std::uint64_t fast_model_bytes(const ParamTable& table, std::int64_t capacity);
 
 }  // namespace octa

@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <spdlog/spdlog.h>
 
 #include "engine/core/error.hpp"
@@ -33,7 +35,7 @@ std::vector<std::unique_ptr<data::HostBatch>> host_batch_ring(int batch_size, in
 }
 
 BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
-                       int target_digit) {
+                       int target_digit, std::vector<float>* logits_out) {
   data::PrefetchOptions po;
   po.batch_size = batch_size;
   po.shuffle = false;
@@ -49,7 +51,9 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
     all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + item.n);
     all_targets.insert(all_targets.end(), item.batch->targets(), item.batch->targets() + item.n);
   }
-  return compute_binary_metrics(all_logits, all_targets);
+  BinaryMetrics metrics = compute_binary_metrics(all_logits, all_targets);
+  if (logits_out) *logits_out = std::move(all_logits);
+  return metrics;
 }
 
 namespace {
@@ -90,6 +94,16 @@ std::string stop_message(int sig, int epoch, const TrainOptions& opt, std::int64
                      opt.checkpoint.empty()
                          ? std::string("no checkpoint written (checkpoints are off)")
                          : fmt::format("checkpoint written: {}", opt.checkpoint.string()));
+}
+
+// User + system CPU time of the whole process so far, in seconds.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto s = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec);
+  };
+  return s(u.ru_utime) + s(u.ru_stime);
 }
 
 }  // namespace
@@ -139,6 +153,8 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     ts.run_id = opt.run_id;
     ts.optimizer = opt.optimizer;
     ts.optimizer_state = backend.optimizer_state();
+    ts.target_digit = opt.target_digit;
+    ts.val_size = opt.val_size;
     save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
     spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
   };
@@ -149,6 +165,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     const std::int64_t resumed_images = resumed_epoch ? start.images_done : 0;
     std::int64_t epoch_images = resumed_images;
     double loss_sum = resumed_epoch ? start.loss_sum : 0.0;
+    const double cpu0 = process_cpu_seconds();
     Progress progress(
         fmt::format(
             "epoch {}/{}{}", epoch + 1, opt.epochs,
@@ -192,6 +209,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     EpochStats stats;
     stats.epoch = epoch + 1;
     stats.seconds = progress.finish();
+    stats.cpu_seconds = process_cpu_seconds() - cpu0;
     stats.mean_loss = epoch_images > 0 ? loss_sum / static_cast<double>(epoch_images) : NAN;
     stats.images_per_second = static_cast<double>(epoch_images - resumed_images) / stats.seconds;
     if (opt.eval_every_epoch) {
@@ -206,7 +224,8 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
 
     save(epoch + 1, {});
   }
-  report.test = evaluate(backend, test_split, opt.test_batch_size, opt.target_digit);
+  report.test =
+      evaluate(backend, test_split, opt.test_batch_size, opt.target_digit, &report.test_logits);
   return report;
 }
 
@@ -219,6 +238,7 @@ nlohmann::json to_json(const EpochStats& e) {
   nlohmann::json j = {{"epoch", e.epoch},
                       {"mean_loss", e.mean_loss},
                       {"seconds", e.seconds},
+                      {"cpu_seconds", e.cpu_seconds},
                       {"images_per_second", e.images_per_second}};
   if (std::isfinite(e.test_accuracy)) j["test_accuracy"] = e.test_accuracy;
   return j;

@@ -35,6 +35,7 @@ struct TrainOptions {
   int loader_threads = 1;            // threads preparing batches ahead of the step
   bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
   bool eval_every_epoch = false;     // evaluate on the test split after every epoch
+  int val_size = 0;                  // images held out of train_split as validation (recorded)
   // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
   // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
   EpochPosition resume_within_epoch;
@@ -44,6 +45,7 @@ struct EpochStats {
   int epoch = 0;         // 1-based
   double mean_loss = 0;  // mean BCE over every training sample of the epoch
   double seconds = 0;
+  double cpu_seconds = 0;  // the process's user + system CPU time over the epoch, all threads
   double images_per_second = 0;
   double test_accuracy = NAN;  // with TrainOptions::eval_every_epoch
 };
@@ -52,6 +54,7 @@ struct TrainReport {
   std::vector<EpochStats> epochs;
   BinaryMetrics test;
   std::vector<double> step_losses;  // with TrainOptions::record_step_losses: each step's mean loss
+  std::vector<float> test_logits;   // the final evaluation's logits, in test-split order
 };
 
 // Trains epochs [epochs_done, options.epochs) and evaluates on `test`. Throws octa::Error when the
@@ -61,9 +64,9 @@ struct TrainReport {
 TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                   const data::Split& test_split, const TrainOptions& options, int epochs_done = 0);
 
-// Eval-mode predictions over a split, in order, and their metrics.
+// Eval-mode predictions over a split, in order, and their metrics; the logits too when asked.
 BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
-                       int target_digit);
+                       int target_digit, std::vector<float>* logits_out = nullptr);
 
 nlohmann::json to_json(const EpochStats& e);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/profile/ncu.sh: Nsight Compute on one training step of bench_gpu_epoch, every kernel of
-# it with the full metric set, on the lent GPU machine (after scripts/gpu/run.sh build):
+# it with the full metric set, on the lent GPU machine (after scripts/gpu/build.sh; it is also
+# scripts/gpu/second-light.sh's ncu stage):
 #   bash scripts/profile/ncu.sh [model a|b] [conv fused|fused-fp32|cudnn] [batch] [more bench_gpu_epoch flags]
 #   bash scripts/profile/ncu.sh a fused 64                # the defaults
 #   NCU_SET=detailed bash scripts/profile/ncu.sh b cudnn 1024
@@ -17,6 +18,9 @@
 # stack of each result: for graph nodes that is the stack at cudaGraphLaunch
 # (profiled_steps/train_step/graph_replay); the per-phase ranges exist only in eager steps (add
 # --no-graph to see them; docs/PROFILING.md).
+#
+# --clock-control none: ncu's default (base) locks the GPU's clocks to their base values for the
+# run; the lent machine's clocks are left as they are (and the kernels are timed as they run).
 #
 # Why --set full: it has every section (speed of light and roofline charts, occupancy, memory
 # tables, scheduler and warp-state statistics, source counters), and one step is only a few dozen
@@ -38,7 +42,7 @@ if [ -z "$ncu" ]; then
   exit 1
 fi
 if [ ! -x "$bench" ]; then
-  echo "ncu.sh: $bench not built (bash scripts/gpu/run.sh build, or set BUILD_DIR)" >&2
+  echo "ncu.sh: $bench not built (bash scripts/gpu/build.sh, or set BUILD_DIR)" >&2
   exit 1
 fi
 mkdir -p "$out_dir"
@@ -47,6 +51,7 @@ base=$out_dir/ncu_${model}_${conv}_b${batch}
 
 set -x
 "$ncu" --profile-from-start off --graph-profiling node --nvtx --set "${NCU_SET:-full}" \
+  --clock-control none \
   --target-processes all -o "$base" -f \
   "$bench" --model "$model" --conv "$conv" --batch-size "$batch" --profile-steps 1 \
   --data-dir "$data" "$@"

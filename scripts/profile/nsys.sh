@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/profile/nsys.sh: an Nsight Systems timeline of 20 training steps of bench_gpu_epoch on
-# the lent GPU machine (after scripts/gpu/run.sh build), with kernel and NVTX summaries as CSV:
+# the lent GPU machine (after scripts/gpu/build.sh), with kernel and NVTX summaries as CSV:
 #   bash scripts/profile/nsys.sh [model a|b] [conv fused|fused-fp32|cudnn] [batch] [more bench_gpu_epoch flags]
 #   bash scripts/profile/nsys.sh a fused 64              # the defaults
 #   NSYS_STEPS=100 bash scripts/profile/nsys.sh b cudnn 1024
@@ -41,7 +41,7 @@ if [ -z "$nsys" ]; then
   exit 0
 fi
 if [ ! -x "$bench" ]; then
-  echo "nsys.sh: $bench not built (bash scripts/gpu/run.sh build, or set BUILD_DIR)" >&2
+  echo "nsys.sh: $bench not built (bash scripts/gpu/build.sh, or set BUILD_DIR)" >&2
   exit 1
 fi
 mkdir -p "$out_dir"

@@ -7,6 +7,8 @@
 #   tests/emulation/run_sanitized.sh address            # ASan + UBSan, in ./build-emul-address
 #   tests/emulation/run_sanitized.sh thread             # TSan, in ./build-emul-thread
 #   tests/emulation/run_sanitized.sh thread "[conv]"    # only some cases (a Catch2 test spec)
+#   tests/emulation/run_sanitized.sh thread "[small]"   # the case table's small cases only (its
+#                                                       # model-size ones take long under TSan)
 #   BUILD_DIR=/tmp/san JOBS=2 tests/emulation/run_sanitized.sh address
 #
 # Under TSan, two blocks of each launch run at once (OCTA_EMUL_BLOCKS_IN_FLIGHT=2), so it also
@@ -21,7 +23,7 @@ sanitizer=${1:-}
 case "$sanitizer" in
   address | thread) ;;
   *)
-    sed -n '2,17p' "$0"
+    sed -n '2,19p' "$0"
     exit 2
     ;;
 esac

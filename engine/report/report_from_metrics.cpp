@@ -1,0 +1,132 @@
+// engine/report/report_from_metrics.cpp: metrics JSON + checkpoint -> splits -> logits -> page.
+#include "engine/report/report_from_metrics.hpp"
+
+#include <cmath>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/core/error.hpp"
+#include "engine/data/holdout.hpp"
+#include "engine/data/mnist.hpp"
+#include "engine/predict/inference.hpp"
+#include "engine/report/evaluation.hpp"
+#include "engine/report/run_report.hpp"
+#include "engine/train/trainer.hpp"
+
+namespace octa::report {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(fmt::format("{}: cannot open the metrics JSON", path.string()));
+  try {
+    json j = json::parse(in);
+    OCTA_CHECK(j.is_object(), "{}: not a JSON object", path.string());
+    return j;
+  } catch (const json::exception& e) {
+    throw Error(fmt::format("{}: not valid JSON: {}", path.string(), e.what()));
+  }
+}
+
+template <class T>
+T config_value(const json& m, const fs::path& path, const char* key, T fallback) {
+  if (!m.contains("config") || !m["config"].contains(key)) return fallback;
+  try {
+    return m["config"][key].get<T>();
+  } catch (const json::exception&) {
+    throw Error(fmt::format("{}: config.{} is not what train_gpu writes ({})", path.string(), key,
+                            m["config"][key].dump()));
+  }
+}
+
+// The figures of the file that a re-evaluation must reproduce, as (pointer, name).
+constexpr std::pair<const char*, const char*> kChecked[] = {
+    {"/test/accuracy", "test accuracy"},      {"/test/roc_auc", "test ROC-AUC"},
+    {"/test/confusion_matrix/tp", "test TP"}, {"/test/confusion_matrix/fp", "test FP"},
+    {"/test/confusion_matrix/tn", "test TN"}, {"/test/confusion_matrix/fn", "test FN"},
+    {"/test/mean_loss", "test mean loss"},    {"/validation/accuracy", "validation accuracy"},
+};
+
+}  // namespace
+
+RebuiltReport report_from_metrics(const ReportFromMetricsOptions& o) {
+  RebuiltReport r;
+  const json original = read_json(o.metrics);
+  r.metrics = original;
+  const std::string where = o.metrics.string();
+
+  if (o.checkpoint) {
+    r.checkpoint = *o.checkpoint;
+  } else {
+    OCTA_CHECK(original.contains("checkpoint") && original["checkpoint"].is_string(),
+               "{}: records no checkpoint (the run had --no-checkpoint?): give one with "
+               "--checkpoint",
+               where);
+    r.checkpoint = original["checkpoint"].get<std::string>();
+    // A relative path in the file is relative to where train_gpu ran; also try beside the JSON.
+    std::error_code ec;
+    if (r.checkpoint.is_relative() && !fs::exists(r.checkpoint, ec)) {
+      const fs::path beside = o.metrics.parent_path() / r.checkpoint.filename();
+      if (fs::exists(beside, ec)) r.checkpoint = beside;
+    }
+  }
+  const std::string model = original.value("model", std::string("A"));
+  const Arch arch = parse_arch(model);
+  const int digit = config_value<int>(original, o.metrics, "target_digit", 8);
+  const int val_size = config_value<int>(original, o.metrics, "val_size", 0);
+  const auto seed = config_value<std::uint64_t>(original, o.metrics, "seed", 0);
+  const auto test_images = config_value<std::size_t>(original, o.metrics, "test_images", 0);
+  const fs::path data_dir =
+      o.data_dir ? *o.data_dir
+                 : fs::path(config_value<std::string>(original, o.metrics, "data_dir", "./data"));
+
+  const predict::ModelFile file = predict::load_model_file(r.checkpoint, arch);
+  auto backend = predict::make_inference_backend(o.device, file.arch, o.batch_size);
+  backend->load(file.state, nullptr);
+
+  data::FindOptions find;
+  find.allow_download = o.allow_download;
+  const data::Mnist mnist = data::load_mnist(data_dir, find);
+  const data::RunSplits splits = data::run_splits(mnist, val_size, seed, 0, test_images);
+
+  std::vector<float> logits;
+  evaluate(*backend, splits.test, o.batch_size, digit, &logits);
+  const SplitEvaluation test = evaluate_split(kTestSplit, std::move(logits), splits.test, digit);
+  std::optional<SplitEvaluation> validation;
+  if (splits.validation.count > 0) {
+    std::vector<float> vl;
+    evaluate(*backend, splits.validation, o.batch_size, digit, &vl);
+    validation = evaluate_split(kValidationSplit, std::move(vl), splits.validation, digit);
+  }
+  const json fresh = evaluation_json(test, validation ? &*validation : nullptr);
+  for (auto it = fresh.begin(); it != fresh.end(); ++it) r.metrics[it.key()] = it.value();
+
+  for (const auto& [pointer, name] : kChecked) {
+    const json::json_pointer p(pointer);
+    if (!original.contains(p) || !r.metrics.contains(p)) continue;
+    if (original.at(p) != r.metrics.at(p)) {
+      r.warnings.push_back(fmt::format(
+          "Re-evaluated on {}: {} is {}, the metrics file says {} (a different device or build "
+          "rounds differently). The page shows the re-evaluated figures.",
+          backend->description(), name, r.metrics.at(p).dump(), original.at(p).dump()));
+    }
+  }
+  for (const std::string& w : r.warnings) spdlog::warn("{}", w);
+
+  RunReportInputs in;
+  in.metrics = &r.metrics;
+  in.test = &test;
+  in.validation = validation ? &*validation : nullptr;
+  in.test_images = &splits.test;
+  in.made_by =
+      fmt::format("octa_report, from {} and {}", o.metrics.string(), r.checkpoint.string());
+  in.warnings = r.warnings;
+  r.page = build_run_page(in);
+  return r;
+}
+
+}  // namespace octa::report

@@ -51,6 +51,16 @@ run_stage() {
   fi
   cmake --build "$dir" -j "$jobs" "${targets[@]}" || return 1
   local build_s=$((SECONDS - start))
+  # A test executable that crashes before main lists no tests, so ctest would just see none of
+  # its cases: each one built must list its cases.
+  local exe
+  for exe in "$dir"/tests/test_*; do
+    [ -f "$exe" ] && [ -x "$exe" ] || continue
+    if [ -z "$(OCTA_NO_BLAS_REEXEC=1 "$exe" --list-test-names-only 2>/dev/null)" ]; then
+      echo "sanitize.sh $sanitizer: $exe lists no test cases (it crashed at start?)" >&2
+      return 1
+    fi
+  done
 
   local reports=$dir/sanitizer-reports
   rm -rf "$reports" && mkdir -p "$reports"

@@ -11,6 +11,7 @@
 
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
+#include "engine/io/output_guard.hpp"
 #include "engine/report/report_from_metrics.hpp"
 #include "engine/report/run_report.hpp"
 
@@ -33,7 +34,7 @@ the recorded seed and --val-size); figures that differ from the metrics file are
 int main(int argc, char** argv) {
   octa::cpu::reexec_with_tuned_blas(argv);
   std::string metrics, output, checkpoint, data_dir, device = "auto", log_level = "info";
-  bool download = false;
+  bool download = false, overwrite = false;
   CLI::App app{
       "octa_report: the HTML report of a train_gpu run, from its metrics JSON and checkpoint "
       "(no retraining)."};
@@ -49,6 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "auto (GPU if usable, else CPU), cuda or cpu")
       ->check(CLI::IsMember({"auto", "cuda", "cpu"}))
       ->capture_default_str();
+  app.add_flag("--overwrite", overwrite,
+               "Let --output replace an existing file that octa did not write");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -61,9 +64,15 @@ int main(int argc, char** argv) {
     if (!data_dir.empty()) o.data_dir = fs::path(data_dir);
     o.allow_download = download;
     o.device = device;
+    if (!output.empty()) {
+      octa::check_output_path(output, octa::OutputKind::kHtml, "--output", overwrite);
+    }
     const octa::report::RebuiltReport r = octa::report::report_from_metrics(o);
     const fs::path out =
         output.empty() ? octa::report::default_report_path(r.checkpoint) : fs::path(output);
+    // Never replace a file octa did not write (engine/io/output_guard.hpp).
+    if (output.empty())
+      octa::check_output_path(out, octa::OutputKind::kHtml, "--output", overwrite);
     octa::report::write_report(out, r.page);
     spdlog::info("report: {}", out.string());
     return 0;

@@ -19,6 +19,7 @@
 #include "engine/core/error.hpp"
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
+#include "engine/io/output_guard.hpp"
 #include "engine/predict/image.hpp"
 #include "engine/predict/inference.hpp"
 #include "engine/predict/inputs.hpp"
@@ -45,6 +46,7 @@ struct Args {
   int batch_size = 1000;
   int threads = 0;
   bool quiet = false;
+  bool overwrite = false;
   std::string log_level = "warn";
 };
 
@@ -79,6 +81,9 @@ std::string safe_file_name(const std::string& name) {
 }
 
 int run(const Args& a) {
+  // Never replace a file octa did not write (engine/io/output_guard.hpp), checked before any work.
+  if (!a.json.empty())
+    octa::check_output_path(a.json, octa::OutputKind::kJson, "--json", a.overwrite);
   OCTA_CHECK(a.threshold > 0.0 && a.threshold < 1.0,
              "--threshold: {} is not a probability strictly between 0 and 1", a.threshold);
   OCTA_CHECK(a.batch_size > 0, "--batch-size: must be positive, got {}", a.batch_size);
@@ -163,8 +168,9 @@ int run(const Args& a) {
     }
   }
   if (!a.json.empty()) {
-    // The overwrite guard (engine/core) belongs before this write once it lands.
-    octa::write_file_atomically(a.json, octa::predict::to_json(result).dump(2) + "\n");
+    nlohmann::json j = octa::predict::to_json(result);
+    octa::mark_octa_json(j, "predict-1");
+    octa::write_file_atomically(a.json, j.dump(2) + "\n");
   }
   return result.failed() > 0 ? kSomeFailed : 0;
 }
@@ -204,6 +210,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", a.batch_size, "Images per forward pass")->capture_default_str();
   app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
   app.add_flag("--quiet", a.quiet, "Print errors and the summary line only");
+  app.add_flag("--overwrite", a.overwrite,
+               "Let --json replace an existing file that octa did not write");
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

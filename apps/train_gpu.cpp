@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -27,11 +28,14 @@
 #include "engine/gpu/cuda_backend.hpp"
 #endif
 #include "engine/io/checkpoint.hpp"
+#include "engine/io/output_guard.hpp"
 #include "engine/report/evaluation.hpp"
 #include "engine/report/run_report.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/exports.hpp"
 #include "engine/train/fast_cpu_backend.hpp"
+#include "engine/train/interrupt.hpp"
+#include "engine/train/memory_check.hpp"
 #include "engine/train/progress.hpp"
 #include "engine/train/trainer.hpp"
 
@@ -68,6 +72,7 @@ struct Args {
   std::string metrics_out;
   std::string export_init, export_order, export_losses;
   bool eval_every_epoch = false;
+  bool overwrite = false;
   std::string log_level = "info";
   int val_size = 0;
   std::string report;  // default: beside the checkpoint
@@ -94,6 +99,8 @@ Examples:
   train_gpu --report runs/report.html          the HTML report (by default it goes beside the
                                                checkpoint: runs/model_a.report.html)
   octa_report runs/metrics.json                the report again later, without retraining
+Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves a checkpoint there (mid-epoch) and
+prints the command that resumes it, exiting with 130 or 143; a second signal stops at once.
 Load the weights in PyTorch:
   model.load_state_dict(safetensors.torch.load_file("runs/model_a.safetensors"))
 )";
@@ -178,6 +185,33 @@ int run(Args a) {
   to.loss_sync_every = use_gpu ? 100 : 1;
   to.loader_threads =
       a.loader_threads > 0 ? a.loader_threads : octa::default_loader_threads(use_gpu);
+
+  // --- limits and outputs, checked before anything is allocated ----------------------------------
+  const octa::ParamTable table = octa::ParamTable::for_arch(arch);
+  const int ring_slots = std::max(4, 2 * to.loader_threads);  // host_batch_ring's slots
+  const octa::HostModel host_model = use_gpu   ? octa::HostModel::kNone
+                                     : cpu_ref ? octa::HostModel::kReference
+                                               : octa::HostModel::kFast;
+  octa::check_batch_memory("--batch-size", a.batch_size, table, host_model, ring_slots);
+  // The GPU stages and allocates for the larger batch; the CPU backends evaluate in pieces of the
+  // training batch, and their evaluation ring holds at most the test split.
+  if (use_gpu) {
+    octa::check_batch_memory("--test-batch-size", a.test_batch_size, table, host_model, 4);
+  }
+  if (!to.checkpoint.empty()) {
+    octa::check_output_path(to.checkpoint, octa::OutputKind::kSafetensors, "--checkpoint",
+                            a.overwrite);
+    octa::check_output_path(octa::optimizer_state_path(to.checkpoint),
+                            octa::OutputKind::kSafetensors, "--checkpoint", a.overwrite);
+  }
+  using octa::OutputKind;
+  for (const auto& [flag, file, kind] :
+       {std::tuple{"--metrics-out", a.metrics_out, OutputKind::kJson},
+        std::tuple{"--export-init", a.export_init, OutputKind::kSafetensors},
+        std::tuple{"--export-order", a.export_order, OutputKind::kSafetensors},
+        std::tuple{"--export-losses", a.export_losses, OutputKind::kJson}}) {
+    if (!file.empty()) octa::check_output_path(file, kind, flag, a.overwrite);
+  }
   // --conv: on the GPU, the kernel self-check of the model's shapes picks (auto) or vets the path
   // (engine/gpu/conv_select.hpp); on the CPU path there is nothing to choose.
   nlohmann::json conv_choice = {
@@ -206,7 +240,6 @@ int run(Args a) {
 
   int epochs_done = 0;
   std::unique_ptr<octa::TrainingBackend> backend;
-  const octa::ParamTable table = octa::ParamTable::for_arch(arch);
   if (!a.resume.empty()) {
     const octa::Checkpoint ck = octa::load_checkpoint(a.resume, table);
     if (ck.training.seed != a.seed) {
@@ -233,9 +266,13 @@ int run(Args a) {
     bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
     epochs_done = ck.training.epochs_done;
+    to.resume_within_epoch = ck.training.within_epoch;
     backend = make_backend(bc);
     backend->load(ck.model, &ck.training.optimizer_state);
-    spdlog::info("resumed {} at epoch {} of {}", a.resume, epochs_done, a.epochs);
+    spdlog::info("resumed {} at epoch {} of {}{}", a.resume, epochs_done, a.epochs,
+                 to.resume_within_epoch.batches_done > 0
+                     ? fmt::format(", batch {}", to.resume_within_epoch.batches_done)
+                     : std::string());
   } else {
     backend = make_backend(bc);
     if (!a.init_from.empty()) {
@@ -257,6 +294,8 @@ int run(Args a) {
   spdlog::info("MNIST: {} training, {} validation and {} test images (digit {} vs rest)",
                train_split.count, splits.validation.count, test_split.count, a.target_digit);
 
+  // From here on SIGINT/SIGTERM stop the run cleanly (engine/train/interrupt.hpp).
+  const octa::InterruptHandler interrupt_handler;
   spdlog::info("model {}: {} trainable parameters; {} on {}; batch {}, {} epochs", a.model,
                table.num_trainable(), octa::optimizer_name(opt.kind), backend->description(),
                a.batch_size, a.epochs);
@@ -275,6 +314,9 @@ int run(Args a) {
                                                 ? fs::path()
                                                 : octa::report::default_report_path(to.checkpoint);
   to.eval_every_epoch = a.eval_every_epoch || !report_path.empty();
+  if (!report_path.empty()) {
+    octa::check_output_path(report_path, octa::OutputKind::kHtml, "--report", a.overwrite);
+  }
 
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
@@ -318,6 +360,7 @@ int run(Args a) {
     j["test"] = octa::to_json(report.test);
     j["conv"] = conv_choice;
     if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
+    octa::mark_octa_json(j, "metrics-1");  // engine/io/output_guard.hpp
     // Which split every figure is from: "test", "validation", and the thresholds' own "split".
     j.update(octa::report::evaluation_json(test_eval, val_eval ? &*val_eval : nullptr));
     const auto seconds = [](auto from, auto to_) {
@@ -351,6 +394,11 @@ int run(Args a) {
       spdlog::info("report: {}", report_path.string());
     }
   }
+  if (const int sig = octa::pending_interrupt()) {
+    spdlog::warn("{} came during the final evaluation; the run had finished",
+                 octa::signal_name(sig));
+    return octa::interrupt_exit_status(sig);
+  }
   return 0;
 }
 
@@ -372,13 +420,18 @@ int main(int argc, char** argv) {
   app.add_option("--model", a.model, "a: the tutorial's CNN; b: BatchNorm + GAP + dropout")
       ->capture_default_str();
   app.add_option("--epochs", a.epochs, "Total epochs (a resumed run continues to this)")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--lr", a.lr, "Learning rate")->capture_default_str();
-  app.add_option("--batch-size", a.batch_size, "Training batch size")->capture_default_str();
+  app.add_option("--batch-size", a.batch_size, "Training batch size")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--test-batch-size", a.test_batch_size, "Evaluation batch size")
+      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--drop-last", a.drop_last, "Drop the last incomplete training batch");
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--target-digit", a.target_digit, "The digit to recognise")->capture_default_str();
   app.add_option("--optimizer", a.optimizer, "adam or sgd")->capture_default_str();
@@ -393,8 +446,10 @@ int main(int argc, char** argv) {
   app.add_option("--pos-weight", a.pos_weight,
                  "BCEWithLogitsLoss pos_weight (about 9 balances 8s against the rest)")
       ->capture_default_str();
-  app.add_option("--max-train", a.max_train, "Use only the first N training images (0: all)");
-  app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)");
+  app.add_option("--max-train", a.max_train, "Use only the first N training images (0: all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--max-test", a.max_test, "Use only the first N test images (0: all)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--device", a.device,
                  "auto (GPU if usable, else CPU), cuda, cpu (the fast CPU backend) or cpu-ref "
                  "(the plain CPU reference the others are checked against; slower)")
@@ -409,7 +464,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-check", a.no_check,
                "Skip the start-up kernel self-check of a named --conv path (benchmarking)");
-  app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)");
+  app.add_option("--threads", a.threads, "CPU threads for the CPU path (0: all cores)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("--loader-threads", a.loader_threads,
                  "Threads that shuffle and transform batches ahead of training (0: auto, 1 on "
                  "the CPU path, up to 4 on the GPU)")
@@ -438,6 +494,9 @@ int main(int argc, char** argv) {
                  "Write every epoch's batch order (I64 tensor \"order\" [epochs, images])");
   app.add_option("--export-losses", a.export_losses,
                  "Write every training step's mean loss as JSON (reads the loss every step)");
+  app.add_flag("--overwrite", a.overwrite,
+               "Let output flags replace existing files that octa did not write (octa's own "
+               "checkpoints, metrics and exports are replaced without it)");
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -447,6 +506,13 @@ int main(int argc, char** argv) {
   try {
     octa::init_logging(octa::parse_log_level(a.log_level));
     return run(a);
+  } catch (const octa::Interrupted& stop) {
+    std::fprintf(stderr, "train_gpu: %s\n", stop.what());
+    if (!stop.checkpoint().empty()) {
+      std::fprintf(stderr, "train_gpu: resume with:\n  %s\n",
+                   octa::resume_command({argv, argv + argc}, stop.checkpoint()).c_str());
+    }
+    return octa::interrupt_exit_status(stop.signal());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_gpu: error: %s\n", e.what());
     return 1;

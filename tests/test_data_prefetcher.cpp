@@ -81,6 +81,19 @@ int settled(const std::atomic<int>& count) {
   return count.load();
 }
 
+// The prefetcher's item is batch b of `epoch` as the loader fills it.
+void require_batch(const Prefetcher::Item& item, octa::data::BatchLoader& loader,
+                   std::uint64_t epoch, std::size_t b) {
+  std::vector<float> images(64 * kFloats), targets(64);
+  loader.start_epoch(epoch);
+  const int n = loader.fill(b, images.data(), targets.data(), nullptr);
+  REQUIRE(item.epoch == epoch);
+  REQUIRE(item.index == b);
+  REQUIRE(item.n == n);
+  REQUIRE(std::memcmp(item.batch->images(), images.data(), n * kFloats * sizeof(float)) == 0);
+  REQUIRE(std::memcmp(item.batch->targets(), targets.data(), n * sizeof(float)) == 0);
+}
+
 }  // namespace
 
 TEST_CASE("prefetcher: the same batches in the same order as BatchLoader, across epochs",
@@ -101,18 +114,9 @@ TEST_CASE("prefetcher: the same batches in the same order as BatchLoader, across
   octa::data::BatchLoader loader(split, 64, /*shuffle=*/true, drop_last, 99, 3);
   REQUIRE(pf.batches_per_epoch() == loader.num_batches());
   REQUIRE(pf.total_batches() == 3 * loader.num_batches());
-  std::vector<float> images(64 * kFloats), targets(64);
   for (std::uint64_t epoch = 2; epoch < 5; ++epoch) {
-    loader.start_epoch(epoch);
-    for (std::size_t b = 0; b < loader.num_batches(); ++b) {
-      const Prefetcher::Item item = pf.next();
-      const int n = loader.fill(b, images.data(), targets.data(), nullptr);
-      REQUIRE(item.epoch == epoch);
-      REQUIRE(item.index == b);
-      REQUIRE(item.n == n);
-      REQUIRE(std::memcmp(item.batch->images(), images.data(), n * kFloats * sizeof(float)) == 0);
-      REQUIRE(std::memcmp(item.batch->targets(), targets.data(), n * sizeof(float)) == 0);
-    }
+    for (std::size_t b = 0; b < loader.num_batches(); ++b)
+      require_batch(pf.next(), loader, epoch, b);
   }
   REQUIRE_THROWS_WITH(pf.next(), Catch::Contains("all") && Catch::Contains("were taken"));
 }
@@ -209,4 +213,26 @@ TEST_CASE("prefetcher: refuses a ring it cannot fill", "[data]") {
   po.threads = 0;
   REQUIRE_THROWS_WITH(Prefetcher(split, po, pageable_ring(2, 100)),
                       Catch::Contains("0 loader threads"));
+}
+
+TEST_CASE("prefetcher: first_batch starts a resumed run mid-epoch, at exactly that batch",
+          "[data][resume]") {
+  const auto split = octa::test::synthetic_split(203, 8);  // 4 batches of 64 per epoch
+  const int threads = GENERATE(1, 2);
+  PrefetchOptions po;
+  po.threads = threads;
+  po.batch_size = 64;
+  po.seed = 5;
+  po.first_epoch = 1;
+  po.last_epoch = 3;
+  po.first_batch = 3;
+  Prefetcher pf(split, po, pageable_ring(4, 64));
+  REQUIRE(pf.total_batches() == 2 * 4 - 3);
+  octa::data::BatchLoader loader(split, 64, /*shuffle=*/true, false, 5, 8);
+  for (const auto& [epoch, b] :
+       {std::pair<std::uint64_t, std::size_t>{1, 3}, {2, 0}, {2, 1}, {2, 2}, {2, 3}}) {
+    require_batch(pf.next(), loader, epoch, b);
+  }
+  po.first_batch = 4;  // past the epoch's last batch
+  CHECK_THROWS_WITH(Prefetcher(split, po, pageable_ring(4, 64)), Catch::Contains("first batch 4"));
 }

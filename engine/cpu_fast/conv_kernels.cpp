@@ -8,7 +8,9 @@
 #include <cstddef>
 #include <cstring>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Not under ThreadSanitizer: it instruments the clones' ifunc resolver, which the dynamic loader
+// runs before TSan's runtime exists (test_train crashed at load: scripts/sanitize.sh thread).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define OCTA_FAST_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define OCTA_FAST_CLONES

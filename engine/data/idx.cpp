@@ -278,6 +278,16 @@ IdxContent read_idx(const fs::path& path, int ndim) {
     throw Error(fmt::format("{}: header claims images of {}x{} pixels; an image cannot be empty",
                             name, content.dims[1], content.dims[2]));
   }
+  // The sizes are ints to callers (IdxImages, IdxLabels); a dimension above that is no MNIST file
+  // (found by fuzzing: 0 images of 654311678x4278190108 were accepted, as negative ints).
+  for (const std::uint32_t d : content.dims) {
+    if (d > static_cast<std::uint32_t>(std::numeric_limits<int>::max())) {
+      throw Error(
+          fmt::format("{}: header claims {}: a dimension of {} is more than this reader "
+                      "accepts ({})",
+                      name, claim, d, std::numeric_limits<int>::max()));
+    }
+  }
   const std::uint64_t implied =
       data_bytes > std::numeric_limits<std::uint64_t>::max() - header_bytes
           ? std::numeric_limits<std::uint64_t>::max()

@@ -36,6 +36,10 @@ Prefetcher::Prefetcher(const Split& split, const PrefetchOptions& options,
   }
   batches_per_epoch_ = loader.num_batches();
   total_ = static_cast<std::size_t>(options.last_epoch - options.first_epoch) * batches_per_epoch_;
+  OCTA_CHECK(options.first_batch == 0 || (options.first_batch < batches_per_epoch_ && total_ > 0),
+             "Prefetcher: first batch {} is past the {} batches of epoch {}", options.first_batch,
+             batches_per_epoch_, options.first_epoch);
+  total_ -= options.first_batch;
   items_.resize(ring_.size());
   seq_.assign(ring_.size(), kEmpty);
   for (std::size_t w = 0; w < loaders_.size(); ++w) threads_.emplace_back([this, w] { run(w); });
@@ -66,8 +70,9 @@ void Prefetcher::run(std::size_t worker) noexcept {
       slot.wait_reusable();
       Item item;
       item.batch = &slot;
-      item.epoch = options_.first_epoch + k / batches_per_epoch_;
-      item.index = k % batches_per_epoch_;
+      const std::size_t run_index = options_.first_batch + k;  // counted from first_epoch's start
+      item.epoch = options_.first_epoch + run_index / batches_per_epoch_;
+      item.index = run_index % batches_per_epoch_;
       if (item.epoch != loader_epoch) {
         loader.start_epoch(item.epoch);
         loader_epoch = item.epoch;

@@ -28,6 +28,7 @@ struct PrefetchOptions {
   int target_digit = 8;
   std::uint64_t first_epoch = 0;
   std::uint64_t last_epoch = 1;  // exclusive
+  std::size_t first_batch = 0;   // batches of first_epoch to skip (a run resumed mid-epoch)
   int threads = 1;               // loader threads (at most the ring's size is useful)
 };
 

@@ -1,17 +1,23 @@
 // engine/io/checkpoint.cpp: ParamTable <-> safetensors, for weights and for resumable training.
 #include "engine/io/checkpoint.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <limits>
+#include <optional>
 
+#include <spdlog/spdlog.h>
+
+#include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
+#include "engine/io/output_guard.hpp"
 #include "engine/io/safetensors.hpp"
 
 namespace octa {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kOctaFormat = "octa-1";
 
 std::string num_batches_tracked_name(const std::string& bn) {
   return bn + ".num_batches_tracked";
@@ -43,27 +49,45 @@ const std::string& metadata_at(const io::SafetensorsFile& file, const fs::path& 
   return it->second;
 }
 
+// A non-negative decimal integer that fits Int: no sign, no spaces, nothing after it.
+template <class Int>
+Int parse_metadata_int(const fs::path& path, const std::string& key, const std::string& s) {
+  Int v{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || s[0] == '-' || ec != std::errc() || end != s.data() + s.size()) {
+    throw Error(fmt::format("{}: metadata '{}' is not a non-negative integer{}: '{}'",
+                            path.string(), key,
+                            ec == std::errc::result_out_of_range ? " in range" : "", s));
+  }
+  return v;
+}
+
 template <class Int>
 Int metadata_int(const io::SafetensorsFile& file, const fs::path& path, const std::string& key) {
-  const std::string& s = metadata_at(file, path, key);
-  try {
-    std::size_t used = 0;
-    const auto v = std::stoull(s, &used);
-    if (used != s.size()) throw std::invalid_argument(s);
-    return static_cast<Int>(v);
-  } catch (const std::exception&) {
-    throw Error(fmt::format("{}: metadata '{}' is not a number: '{}'", path.string(), key, s));
+  return parse_metadata_int<Int>(path, key, metadata_at(file, path, key));
+}
+
+// An optional key (absent in checkpoints of older octa versions): fallback when absent.
+template <class Int>
+Int metadata_int_or(const std::map<std::string, std::string>& metadata, const fs::path& path,
+                    const std::string& key, Int fallback) {
+  const auto it = metadata.find(key);
+  return it == metadata.end() ? fallback : parse_metadata_int<Int>(path, key, it->second);
+}
+
+double parse_metadata_double(const fs::path& path, const std::string& key, const std::string& s) {
+  double v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v)) {
+    throw Error(
+        fmt::format("{}: metadata '{}' is not a finite number: '{}'", path.string(), key, s));
   }
+  return v;
 }
 
 double metadata_double(const io::SafetensorsFile& file, const fs::path& path,
                        const std::string& key) {
-  const std::string& s = metadata_at(file, path, key);
-  try {
-    return std::stod(s);
-  } catch (const std::exception&) {
-    throw Error(fmt::format("{}: metadata '{}' is not a number: '{}'", path.string(), key, s));
-  }
+  return parse_metadata_double(path, key, metadata_at(file, path, key));
 }
 
 void check_arch(const io::SafetensorsFile& file, const fs::path& path, const ParamTable& table) {
@@ -83,8 +107,10 @@ fs::path optimizer_state_path(const fs::path& weights_path) {
   return p;
 }
 
-void save_weights(const fs::path& path, const ParamTable& table, const ModelState& model,
-                  const std::map<std::string, std::string>& metadata) {
+namespace {
+
+std::string encode_weights(const fs::path& path, const ParamTable& table, const ModelState& model,
+                           const std::map<std::string, std::string>& metadata) {
   OCTA_CHECK(model.values.size() == table.num_total(),
              "{}: model state has {} values, model {} needs {}", path.string(), model.values.size(),
              arch_name(table.arch()), table.num_total());
@@ -99,9 +125,16 @@ void save_weights(const fs::path& path, const ParamTable& table, const ModelStat
   }
   std::map<std::string, std::string> meta = metadata;
   meta["format"] = "pt";  // what safetensors.torch.save_file writes
-  meta["octa.format"] = kOctaFormat;
+  meta[kSafetensorsMarkerKey] = kSafetensorsFormat;
   meta["octa.arch"] = arch_name(table.arch());
-  io::write_safetensors(path, tensors, meta);
+  return io::encode_safetensors(path, tensors, meta);
+}
+
+}  // namespace
+
+void save_weights(const fs::path& path, const ParamTable& table, const ModelState& model,
+                  const std::map<std::string, std::string>& metadata) {
+  write_file_atomically(path, encode_weights(path, table, model, metadata));
 }
 
 namespace {
@@ -142,6 +175,61 @@ ModelState load_weights(const fs::path& path, const ParamTable& table) {
   return weights_from(io::read_safetensors(path), path, table);
 }
 
+namespace {
+
+// What ties a checkpoint's two files together: the run and the point in it.
+struct PairKey {
+  std::string run_id, epochs_done, batches_done;
+  bool operator==(const PairKey&) const = default;
+  std::string str() const {
+    return fmt::format("run {} epoch {} batch {}", run_id, epochs_done, batches_done);
+  }
+};
+
+PairKey pair_key(const std::map<std::string, std::string>& metadata) {
+  const auto get = [&](const char* key, const char* absent) {
+    const auto it = metadata.find(key);
+    return it == metadata.end() ? std::string(absent) : it->second;
+  };
+  // Older checkpoints hold no batch: they were all written at epoch boundaries.
+  return {get("octa.run_id", "?"), get("octa.epochs_done", "?"), get("octa.batches_done", "0")};
+}
+
+// What both files record of the run: the pair's key, and the task (--target-digit, --val-size).
+std::map<std::string, std::string> pair_metadata(const TrainingState& training) {
+  std::map<std::string, std::string> m = {
+      {"octa.run_id", training.run_id},
+      {"octa.epochs_done", std::to_string(training.epochs_done)},
+      {"octa.batches_done", std::to_string(training.within_epoch.batches_done)},
+      {"octa.val_size", std::to_string(training.val_size)}};
+  if (training.target_digit) m["octa.target_digit"] = std::to_string(*training.target_digit);
+  return m;
+}
+
+// The weights of an interrupted save that belong with the optimiser state `want`: a complete
+// temporary a killed save left beside the weights file (see save_checkpoint). nullopt if none.
+std::optional<ModelState> weights_of_interrupted_save(const fs::path& path, const PairKey& want,
+                                                      const ParamTable& table) {
+  for (const fs::path& tmp : stale_temporaries(path)) {
+    try {
+      const io::SafetensorsFile file = io::read_safetensors(tmp);
+      if (pair_key(file.metadata) != want) continue;
+      ModelState model = weights_from(file, tmp, table);
+      spdlog::warn(
+          "{}: its last save was interrupted between writing the optimiser state and the "
+          "weights; using the complete weights that save left in {} (the next save replaces "
+          "both)",
+          path.string(), tmp.string());
+      return model;
+    } catch (const Error&) {
+      // Incomplete or foreign: not the one.
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 void save_checkpoint(const fs::path& path, const ParamTable& table, const ModelState& model,
                      const TrainingState& training) {
   const OptimizerState& os = training.optimizer_state;
@@ -160,12 +248,17 @@ void save_checkpoint(const fs::path& path, const ParamTable& table, const ModelS
     }
   }
   const OptimizerConfig& c = training.optimizer;
-  const std::map<std::string, std::string> meta = {
-      {"octa.format", kOctaFormat},
+  const EpochPosition& w = training.within_epoch;
+  std::map<std::string, std::string> meta = pair_metadata(training);
+  meta.insert({
+      {kSafetensorsMarkerKey, kSafetensorsFormat},
       {"octa.arch", arch_name(table.arch())},
-      {"octa.run_id", training.run_id},
-      {"octa.epochs_done", std::to_string(training.epochs_done)},
       {"octa.seed", std::to_string(training.seed)},
+      {"octa.images_done", std::to_string(w.images_done)},
+      {"octa.epoch_loss_sum", fmt::format("{}", w.loss_sum)},
+      {"octa.batch_size", std::to_string(w.batch_size)},
+      {"octa.drop_last", w.drop_last ? "1" : "0"},
+      {"octa.train_images", std::to_string(w.train_images)},
       {"optimizer", optimizer_name(c.kind)},
       {"lr", fmt::format("{}", c.lr)},
       {"beta1", fmt::format("{}", c.beta1)},
@@ -175,24 +268,31 @@ void save_checkpoint(const fs::path& path, const ParamTable& table, const ModelS
       {"momentum", fmt::format("{}", c.momentum)},
       {"dampening", fmt::format("{}", c.dampening)},
       {"nesterov", c.nesterov ? "1" : "0"},
-  };
-  std::map<std::string, std::string> run_meta = {
-      {"octa.run_id", training.run_id},
-      {"octa.epochs_done", std::to_string(training.epochs_done)},
-      {"octa.val_size", std::to_string(training.val_size)}};
-  if (training.target_digit) run_meta["octa.target_digit"] = std::to_string(*training.target_digit);
-  std::map<std::string, std::string> optim_meta = meta;
-  optim_meta.insert(run_meta.begin(), run_meta.end());
-  io::write_safetensors(optimizer_state_path(path), tensors, optim_meta);
-  save_weights(path, table, model, run_meta);
+  });
+  const fs::path opath = optimizer_state_path(path);
+  // Both complete on disk before either is renamed: see the header.
+  PendingFile optim(opath, io::encode_safetensors(opath, tensors, meta));
+  PendingFile weights(path, encode_weights(path, table, model, pair_metadata(training)));
+  optim.commit();
+  weights.commit();
 }
 
 Checkpoint load_checkpoint(const fs::path& path, const ParamTable& table) {
   Checkpoint ck;
-  const io::SafetensorsFile weights_meta = io::read_safetensors(path);
-  ck.model = weights_from(weights_meta, path, table);
   const fs::path opath = optimizer_state_path(path);
   std::error_code ec;
+  // The weights are read first (their errors name the file a user gave); a weights file that is
+  // missing or unreadable may still be mended below, by the save that was writing it.
+  std::optional<PairKey> weights_key;  // set when the weights file was read and is complete
+  std::string weights_error;
+  try {
+    const io::SafetensorsFile weights_file = io::read_safetensors(path);
+    ck.model = weights_from(weights_file, path, table);
+    weights_key = pair_key(weights_file.metadata);
+  } catch (const Error& e) {
+    if (!fs::exists(opath, ec)) throw;
+    weights_error = e.what();
+  }
   if (!fs::exists(opath, ec)) {
     throw Error(
         fmt::format("{}: cannot resume: its optimiser state '{}' is missing (a weights-only "
@@ -205,15 +305,29 @@ Checkpoint load_checkpoint(const fs::path& path, const ParamTable& table) {
   ts.run_id = metadata_at(file, opath, "octa.run_id");
   ts.epochs_done = metadata_int<int>(file, opath, "octa.epochs_done");
   ts.seed = metadata_int<std::uint64_t>(file, opath, "octa.seed");
-  const auto wrun = weights_meta.metadata.find("octa.run_id");
-  const auto wepoch = weights_meta.metadata.find("octa.epochs_done");
-  if (wrun == weights_meta.metadata.end() || wepoch == weights_meta.metadata.end() ||
-      wrun->second != ts.run_id || wepoch->second != std::to_string(ts.epochs_done)) {
-    throw Error(fmt::format(
-        "{} and {} do not belong together (run {} epoch {} vs run {} epoch {}); was a save "
-        "interrupted?",
-        path.string(), opath.string(), wrun != weights_meta.metadata.end() ? wrun->second : "?",
-        wepoch != weights_meta.metadata.end() ? wepoch->second : "?", ts.run_id, ts.epochs_done));
+  EpochPosition& w = ts.within_epoch;
+  const auto& m = file.metadata;
+  w.batches_done = metadata_int_or<std::int64_t>(m, opath, "octa.batches_done", 0);
+  w.images_done = metadata_int_or<std::int64_t>(m, opath, "octa.images_done", 0);
+  if (const auto it = m.find("octa.epoch_loss_sum"); it != m.end()) {
+    w.loss_sum = parse_metadata_double(opath, it->first, it->second);
+  }
+  w.batch_size = metadata_int_or<int>(m, opath, "octa.batch_size", 0);
+  w.drop_last = metadata_int_or<int>(m, opath, "octa.drop_last", 0) != 0;
+  w.train_images = metadata_int_or<std::int64_t>(m, opath, "octa.train_images", 0);
+
+  const PairKey want = pair_key(m);
+  if (!weights_key || *weights_key != want) {
+    // (A weights file that parsed but failed the table's checks was once taken as loaded, with
+    // no values at all: found by fuzz_checkpoint.)
+    std::optional<ModelState> mended = weights_of_interrupted_save(path, want, table);
+    if (!mended && !weights_key) throw Error(weights_error);
+    if (!mended) {
+      throw Error(
+          fmt::format("{} and {} do not belong together ({} vs {}); was a save interrupted?",
+                      path.string(), opath.string(), weights_key->str(), want.str()));
+    }
+    ck.model = std::move(*mended);
   }
   OptimizerConfig& c = ts.optimizer;
   c.kind = parse_optimizer(metadata_at(file, opath, "optimizer"));

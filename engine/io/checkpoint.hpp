@@ -5,8 +5,9 @@
 //                            runs model.load_state_dict(safetensors.torch.load_file(PATH)).
 //   PATH minus .safetensors  + ".optim.safetensors": optimiser state (exp_avg.<name>, ...), its
 //                            step count, and the epoch/seed/run id that --resume needs.
-// Both are written atomically; loading checks names, shapes, dtypes and sizes against the
-// ParamTable, and that the two files belong to the same run and epoch.
+// Both are written atomically, as a pair (save_checkpoint below); loading checks names, shapes,
+// dtypes and sizes against the ParamTable, and that the two files belong to the same run and point
+// in it (run id, epoch, batch).
 #pragma once
 
 #include <cstdint>
@@ -27,9 +28,22 @@ struct ModelState {
   std::int64_t num_batches_tracked = 0;  // BatchNorm's counter (model B; all layers share it)
 };
 
+// How far into epoch epochs_done + 1 a checkpoint was written: all zero at an epoch boundary. A run
+// stopped by SIGINT/SIGTERM (engine/train/interrupt.hpp) saves mid-epoch and resumes at the next
+// batch, which needs the same batches: the same batch size, drop_last and training-set size.
+struct EpochPosition {
+  std::int64_t batches_done = 0;
+  std::int64_t images_done = 0;  // images in those batches
+  double loss_sum = 0.0;         // their summed training loss (the epoch's mean loss needs it)
+  int batch_size = 0;            // the run's shape (0: not recorded, as in older checkpoints)
+  bool drop_last = false;
+  std::int64_t train_images = 0;
+};
+
 // What --resume needs besides the model.
 struct TrainingState {
   int epochs_done = 0;
+  EpochPosition within_epoch;
   std::uint64_t seed = 0;
   std::string run_id;
   OptimizerConfig optimizer;
@@ -51,8 +65,12 @@ void save_weights(const std::filesystem::path& path, const ParamTable& table,
 // right shape (num_batches_tracked: I64 scalar). Errors name the file and the tensor.
 ModelState load_weights(const std::filesystem::path& path, const ParamTable& table);
 
-// Weights file plus optimiser-state file (the optimiser file is written first: a crash in between
-// leaves two files that disagree on the epoch, which load_checkpoint reports).
+// Weights file plus optimiser-state file. Both are written completely as temporaries first
+// (PendingFile), then the optimiser state is renamed into place, then the weights. A process
+// killed between the two renames leaves the new optimiser state, the old weights and the new
+// weights complete in their temporary: load_checkpoint then reads that temporary (and says so),
+// and the next save replaces all three. Stale temporaries of killed saves are removed after each
+// save.
 void save_checkpoint(const std::filesystem::path& path, const ParamTable& table,
                      const ModelState& model, const TrainingState& training);
 
@@ -60,6 +78,8 @@ struct Checkpoint {
   ModelState model;
   TrainingState training;
 };
+// Throws octa::Error naming the file when either file is missing or malformed, or when the two do
+// not belong together (and no complete temporary of an interrupted save mends that).
 Checkpoint load_checkpoint(const std::filesystem::path& path, const ParamTable& table);
 
 }  // namespace octa

@@ -3,6 +3,7 @@
 #include "engine/io/safetensors.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -102,6 +103,45 @@ nlohmann::json parse_header_json(const std::filesystem::path& path, std::string_
   return header;
 }
 
+// The header length from the first 8 bytes of a file of file_size bytes, checked against the
+// limit and the file.
+std::uint64_t header_length(const std::filesystem::path& path, const std::byte* first8,
+                            std::uint64_t file_size) {
+  std::uint64_t n = 0;
+  std::memcpy(&n, first8, sizeof n);
+  OCTA_CHECK(n <= kMaxHeaderBytes, "{}: header length {} exceeds the limit of {} bytes",
+             path.string(), n, kMaxHeaderBytes);
+  OCTA_CHECK(n <= file_size - 8, "{}: header length {} is larger than the file ({} bytes)",
+             path.string(), n, file_size);
+  return n;
+}
+
+void read_metadata(const std::filesystem::path& path, const nlohmann::json& value,
+                   std::map<std::string, std::string>& metadata) {
+  if (value.is_null()) return;  // the reference reader accepts an explicit null
+  OCTA_CHECK(value.is_object(), "{}: __metadata__ is not a JSON object", path.string());
+  for (const auto& [mk, mv] : value.items()) {
+    OCTA_CHECK(mv.is_string(), "{}: __metadata__ value for '{}' is not a string (a JSON {})",
+               path.string(), mk, mv.type_name());
+    metadata[mk] = mv.get<std::string>();
+  }
+}
+
+// A JSON value for an error message: short scalars as written, anything else described. Never
+// json::dump() of a structure, which recurses once per level: a header nested a million levels
+// deep overflowed the stack in the error message (found by a hand-made input while fuzzing).
+std::string brief(const nlohmann::json& v) {
+  if (v.is_structured()) {
+    const bool flat =
+        v.is_array() && v.size() <= 4 &&
+        std::all_of(v.begin(), v.end(), [](const nlohmann::json& x) { return x.is_primitive(); });
+    if (!flat) return fmt::format("(a JSON {} of {} entries)", v.type_name(), v.size());
+  }
+  std::string s = v.dump();
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
 struct Entry {
   Tensor tensor;
   std::uint64_t begin = 0, end = 0;
@@ -126,13 +166,13 @@ Entry parse_entry(const std::filesystem::path& path, const std::string& name,
   const auto& shape = info["shape"];
   OCTA_CHECK(shape.is_array(), "{}: shape is not an array", where);
   for (const auto& d : shape) {
-    OCTA_CHECK(d.is_number_integer(), "{}: shape entry {} is not an integer", where, d.dump());
+    OCTA_CHECK(d.is_number_integer(), "{}: shape entry {} is not an integer", where, brief(d));
     OCTA_CHECK(d.is_number_unsigned() || d.get<std::int64_t>() >= 0,
-               "{}: shape entry {} is negative", where, d.dump());
+               "{}: shape entry {} is negative", where, brief(d));
     OCTA_CHECK(!d.is_number_unsigned() ||
                    d.get<std::uint64_t>() <=
                        static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()),
-               "{}: shape entry {} is too large", where, d.dump());
+               "{}: shape entry {} is too large", where, brief(d));
     e.tensor.shape.push_back(d.get<std::int64_t>());
   }
 
@@ -140,7 +180,7 @@ Entry parse_entry(const std::filesystem::path& path, const std::string& name,
   OCTA_CHECK(offsets.is_array() && offsets.size() == 2 && offsets[0].is_number_unsigned() &&
                  offsets[1].is_number_unsigned(),
              "{}: data_offsets {} must be two non-negative integers [begin, end]", where,
-             offsets.dump());
+             brief(offsets));
   e.begin = offsets[0].get<std::uint64_t>();
   e.end = offsets[1].get<std::uint64_t>();
   OCTA_CHECK(e.begin <= e.end, "{}: data_offsets [{}, {}] are not ordered (begin > end)", where,
@@ -201,8 +241,9 @@ const Tensor* SafetensorsFile::find(const std::string& name) const {
   return nullptr;
 }
 
-void write_safetensors(const std::filesystem::path& path, const std::vector<TensorRef>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+std::string encode_safetensors(const std::filesystem::path& path,
+                               const std::vector<TensorRef>& tensors,
+                               const std::map<std::string, std::string>& metadata) {
   const std::string file = path.string();
   // ordered_json keeps the caller's tensor order in the header, which makes files easy to diff.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
@@ -239,15 +280,21 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<Tens
   // reference writer does: readers may then map tensors in place.
   json.append((8 - json.size() % 8) % 8, ' ');
 
-  write_file_atomically(path, [&](std::ostream& out) {
-    const std::uint64_t n = json.size();
-    out.write(reinterpret_cast<const char*>(&n), sizeof n);
-    out.write(json.data(), static_cast<std::streamsize>(json.size()));
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-      if (sizes[i] == 0) continue;
-      out.write(static_cast<const char*>(tensors[i].data), static_cast<std::streamsize>(sizes[i]));
-    }
-  });
+  std::string out;
+  out.reserve(8 + json.size() + offset);
+  const std::uint64_t n = json.size();
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out += json;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (sizes[i] == 0) continue;
+    out.append(static_cast<const char*>(tensors[i].data), sizes[i]);
+  }
+  return out;
+}
+
+void write_safetensors(const std::filesystem::path& path, const std::vector<TensorRef>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  write_file_atomically(path, encode_safetensors(path, tensors, metadata));
 }
 
 SafetensorsFile read_safetensors(const std::filesystem::path& path) {
@@ -256,12 +303,7 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   OCTA_CHECK(bytes.size() >= 8,
              "{}: file is {} bytes, too short for the 8-byte header length of a safetensors file",
              file, bytes.size());
-  std::uint64_t n = 0;
-  std::memcpy(&n, bytes.data(), sizeof n);
-  OCTA_CHECK(n <= kMaxHeaderBytes, "{}: header length {} exceeds the limit of {} bytes", file, n,
-             kMaxHeaderBytes);
-  OCTA_CHECK(n <= bytes.size() - 8, "{}: header length {} is larger than the file ({} bytes)", file,
-             n, bytes.size());
+  const std::uint64_t n = header_length(path, bytes.data(), bytes.size());
 
   const std::string_view text(reinterpret_cast<const char*>(bytes.data()) + 8,
                               static_cast<std::size_t>(n));
@@ -274,13 +316,7 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
   std::vector<Entry> entries;
   for (const auto& [key, value] : header.items()) {
     if (key == kMetadataKey) {
-      if (value.is_null()) continue;  // the reference reader accepts an explicit null
-      OCTA_CHECK(value.is_object(), "{}: __metadata__ is not a JSON object", file);
-      for (const auto& [mk, mv] : value.items()) {
-        OCTA_CHECK(mv.is_string(), "{}: __metadata__ value for '{}' is not a string: {}", file, mk,
-                   mv.dump());
-        result.metadata[mk] = mv.get<std::string>();
-      }
+      read_metadata(path, value, result.metadata);
       continue;
     }
     OCTA_CHECK(!key.empty(), "{}: a tensor has an empty name", file);
@@ -313,6 +349,32 @@ SafetensorsFile read_safetensors(const std::filesystem::path& path) {
     result.tensors.push_back(std::move(e.tensor));
   }
   return result;
+}
+
+std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path) {
+  const std::string file = path.string();
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  OCTA_CHECK(in, "{}: cannot open safetensors file for reading: {}", file, std::strerror(errno));
+  const std::streamoff size = in.tellg();
+  OCTA_CHECK(size >= 8,
+             "{}: file is {} bytes, too short for the 8-byte header length of a safetensors file",
+             file, size);
+  in.seekg(0);
+  std::array<std::byte, 8> first8{};
+  in.read(reinterpret_cast<char*>(first8.data()), 8);
+  OCTA_CHECK(in.gcount() == 8, "{}: cannot read the header length", file);
+  const std::uint64_t n = header_length(path, first8.data(), static_cast<std::uint64_t>(size));
+  std::string text(static_cast<std::size_t>(n), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(n));
+  OCTA_CHECK(static_cast<std::uint64_t>(in.gcount()) == n, "{}: read {} of the header's {} bytes",
+             file, in.gcount(), n);
+  const nlohmann::json header = parse_header_json(path, text);
+  OCTA_CHECK(header.is_object(), "{}: header is not a JSON object", file);
+  std::map<std::string, std::string> metadata;
+  if (const auto it = header.find(kMetadataKey); it != header.end()) {
+    read_metadata(path, *it, metadata);
+  }
+  return metadata;
 }
 
 }  // namespace octa::io

@@ -48,9 +48,20 @@ struct SafetensorsFile {
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorRef>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
+// The bytes write_safetensors writes, for callers that commit several files together
+// (checkpoints: engine/core/atomic_file.hpp's PendingFile). `path` only names the file in errors.
+std::string encode_safetensors(const std::filesystem::path& path,
+                               const std::vector<TensorRef>& tensors,
+                               const std::map<std::string, std::string>& metadata = {});
+
 // Reads and validates: header length within the file, JSON well formed, known dtypes, shapes
 // non-negative, data_offsets consistent with dtype x shape, inside the buffer, not overlapping and
 // covering it. Every failure is an octa::Error naming the file and what is wrong.
 SafetensorsFile read_safetensors(const std::filesystem::path& path);
+
+// The header's __metadata__ only, reading no more of the file than its header (the header is
+// checked as JSON and bounded by the file, the tensor entries are not). For recognising a file
+// cheaply, however large it is. Throws octa::Error like read_safetensors.
+std::map<std::string, std::string> read_safetensors_metadata(const std::filesystem::path& path);
 
 }  // namespace octa::io

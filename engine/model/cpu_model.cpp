@@ -72,6 +72,25 @@ CpuModel<T>::CpuModel(const ParamTable& table, int max_batch)
 }
 
 template <class T>
+std::uint64_t CpuModel<T>::buffer_bytes(const ParamTable& table, std::int64_t max_batch) {
+  const bool bn = table.arch() == Arch::kB;
+  const auto n = static_cast<std::uint64_t>(max_batch);
+  // Per block (make_block): conv, act, dact [, dconv] of (n, cout, size, size) and the pooled
+  // quarter [, two per-channel statistics].
+  const auto block = [&](std::uint64_t cout, std::uint64_t size) {
+    const std::uint64_t full = n * cout * size * size;
+    return (bn ? 4 : 3) * full + full / 4 + (bn ? 2 * cout : 0);
+  };
+  const std::uint64_t pool1 = n * kC1 * (kImageSize / 2) * (kImageSize / 2);
+  const std::uint64_t pool2 = n * kC2 * (kImageSize / 4) * (kImageSize / 4);
+  // The head: x, h, dh, dflat (pool2), dpool1 (pool1) [, g, dg, d, dd].
+  const std::uint64_t head = n * kImageSize * kImageSize + 2 * n * kHidden + pool2 + pool1 +
+                             (bn ? 2 * n * kC2 + 2 * n * kHidden : 0);
+  const std::uint64_t floats = block(kC1, kImageSize) + block(kC2, kImageSize / 2) + head;
+  return floats * sizeof(T) + (bn ? n * kHidden : 0);  // + the dropout mask's bytes
+}
+
+template <class T>
 void CpuModel<T>::block_forward(ConvBlock& k, T* state, const T* in, int N, bool train) {
   const std::size_t count = static_cast<std::size_t>(N) * k.cout * k.size * k.size;
   cpu::conv3x3_forward(k.conv.data(), in, state + k.w, state + k.b, N, k.cin, k.cout, k.size,

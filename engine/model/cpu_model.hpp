@@ -19,6 +19,10 @@ class CpuModel {
  public:
   CpuModel(const ParamTable& table, int max_batch);
 
+  // The bytes of activation and gradient buffers the constructor allocates for max_batch images
+  // (computed without allocating: apps refuse an impossible --batch-size with it).
+  static std::uint64_t buffer_bytes(const ParamTable& table, std::int64_t max_batch);
+
   // x: (N, 1, 28, 28)   logits: (N)   state: table.num_total() values.
   // train = true: BatchNorm uses batch statistics and updates the running ones in `state`; dropout
   // draws its mask from Philox (dropout_seed, dropout_stream). train = false: eval mode.

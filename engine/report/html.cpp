@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/io/output_guard.hpp"
 #include "engine/predict/image.hpp"
 
 namespace octa::report {
@@ -384,6 +385,7 @@ std::string with_commas(std::int64_t n) {
 std::string render_html(const Page& page) {
   std::string s;
   s += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
+  s += kHtmlMarker;  // octa wrote this file: a later run may replace it (output_guard.hpp)
   s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
        "style-src 'unsafe-inline'\">";
   s += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">";

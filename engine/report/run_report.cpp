@@ -472,8 +472,8 @@ fs::path default_report_path(const fs::path& checkpoint) {
 }
 
 void write_report(const fs::path& path, const Page& page) {
-  // The overwrite guard (engine/core: refuse to replace a file octa did not write, unless
-  // --overwrite) is called here, before the write, once it lands on main.
+  // The apps check the path with octa::check_output_path (engine/io/output_guard.hpp) before any
+  // work; the page carries octa::kHtmlMarker, so a later run may replace it.
   write_file_atomically(path, render_html(page));
 }
 

@@ -6,6 +6,7 @@
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
 #include "engine/data/loader.hpp"
+#include "engine/io/output_guard.hpp"
 #include "engine/io/safetensors.hpp"
 
 namespace octa {
@@ -23,17 +24,20 @@ void export_batch_order(const std::filesystem::path& path, const data::Split& sp
     loader.start_epoch(static_cast<std::uint64_t>(e));
     for (const std::uint32_t i : loader.order()) order.push_back(i);
   }
-  io::write_safetensors(
-      path,
-      {{"order",
-        io::DType::kI64,
-        {epochs_end - epochs_begin, static_cast<std::int64_t>(n)},
-        order.data()}},
-      {{"octa.first_epoch", std::to_string(epochs_begin)}, {"octa.seed", std::to_string(seed)}});
+  io::write_safetensors(path,
+                        {{"order",
+                          io::DType::kI64,
+                          {epochs_end - epochs_begin, static_cast<std::int64_t>(n)},
+                          order.data()}},
+                        {{kSafetensorsMarkerKey, kSafetensorsFormat},
+                         {"octa.first_epoch", std::to_string(epochs_begin)},
+                         {"octa.seed", std::to_string(seed)}});
 }
 
 void export_step_losses(const std::filesystem::path& path, const std::vector<double>& losses) {
-  write_file_atomically(path, nlohmann::json{{"step_losses", losses}}.dump() + "\n");
+  nlohmann::json j{{"step_losses", losses}};
+  mark_octa_json(j, "losses-1");
+  write_file_atomically(path, j.dump() + "\n");
 }
 
 }  // namespace octa

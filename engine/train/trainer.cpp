@@ -15,6 +15,7 @@
 #include "engine/core/error.hpp"
 #include "engine/data/prefetcher.hpp"
 #include "engine/model/cpu_model.hpp"
+#include "engine/train/interrupt.hpp"
 #include "engine/train/progress.hpp"
 
 namespace octa {
@@ -57,6 +58,44 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
 
 namespace {
 
+// A mid-epoch checkpoint continues with the very batches it stopped in: same batch size,
+// drop_last and training set, else the order and the step numbering would differ.
+void check_mid_epoch_resume(const EpochPosition& start, const TrainOptions& opt,
+                            const data::Split& train_split, int epochs_done) {
+  OCTA_CHECK(epochs_done < opt.epochs,
+             "--resume: the checkpoint stopped in epoch {}, after --epochs {}", epochs_done + 1,
+             opt.epochs);
+  OCTA_CHECK(start.batch_size == opt.batch_size,
+             "--batch-size: the checkpoint stopped mid-epoch at batch size {}; resume it with "
+             "--batch-size {} (got {})",
+             start.batch_size, start.batch_size, opt.batch_size);
+  OCTA_CHECK(start.drop_last == opt.drop_last,
+             "--drop-last: the checkpoint stopped mid-epoch {} --drop-last; resume it the same way",
+             start.drop_last ? "with" : "without");
+  OCTA_CHECK(
+      start.train_images == train_split.count,
+      "--max-train: the checkpoint stopped mid-epoch on {} training images, this run has {}; "
+      "resume it with the same training set",
+      start.train_images, train_split.count);
+  OCTA_CHECK(start.images_done > 0 && start.images_done <= train_split.count &&
+                 std::isfinite(start.loss_sum) && start.loss_sum >= 0.0,
+             "--resume: the checkpoint's position in its epoch is inconsistent ({} batches, {} "
+             "images, loss sum {})",
+             start.batches_done, start.images_done, start.loss_sum);
+}
+
+// What a run stopped by a signal before batch b of epoch (0-based) says.
+std::string stop_message(int sig, int epoch, const TrainOptions& opt, std::int64_t b,
+                         std::int64_t steps_per_epoch) {
+  return fmt::format("stopped by {} {}; {}", signal_name(sig),
+                     b == 0 ? fmt::format("at the start of epoch {}/{}", epoch + 1, opt.epochs)
+                            : fmt::format("in epoch {}/{} after {} of its {} batches", epoch + 1,
+                                          opt.epochs, b, steps_per_epoch),
+                     opt.checkpoint.empty()
+                         ? std::string("no checkpoint written (checkpoints are off)")
+                         : fmt::format("checkpoint written: {}", opt.checkpoint.string()));
+}
+
 // User + system CPU time of the whole process so far, in seconds.
 double process_cpu_seconds() {
   rusage u{};
@@ -78,6 +117,8 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
              "--resume: the checkpoint has {} epochs done, more than --epochs {}", epochs_done,
              opt.epochs);
   OCTA_CHECK(opt.batch_size > 0, "--batch-size: must be positive, got {}", opt.batch_size);
+  const EpochPosition& start = opt.resume_within_epoch;
+  if (start.batches_done > 0) check_mid_epoch_resume(start, opt, train_split, epochs_done);
   data::PrefetchOptions po;
   po.batch_size = opt.batch_size;
   po.shuffle = true;
@@ -87,6 +128,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   po.first_epoch = static_cast<std::uint64_t>(epochs_done);
   po.last_epoch = static_cast<std::uint64_t>(opt.epochs);
   po.threads = opt.loader_threads;
+  po.first_batch = static_cast<std::size_t>(start.batches_done);
   // The loader threads run through every remaining epoch, up to the ring's size ahead.
   data::Prefetcher batches(train_split, po,
                            host_batch_ring(opt.batch_size, train_split.count,
@@ -94,16 +136,53 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   const auto steps_per_epoch = static_cast<std::int64_t>(batches.batches_per_epoch());
   OCTA_CHECK(steps_per_epoch > 0, "--drop-last: no full batch of {} in {} training images",
              opt.batch_size, train_split.count);
+  OCTA_CHECK(start.batches_done < steps_per_epoch,
+             "--resume: the checkpoint is {} batches into an epoch of {}", start.batches_done,
+             steps_per_epoch);
   const int sync_every = opt.record_step_losses ? 1 : std::max(1, opt.loss_sync_every);
   TrainReport report;
+  const auto save = [&](int epochs, const EpochPosition& within) {
+    if (opt.checkpoint.empty()) return;
+    TrainingState ts;
+    ts.epochs_done = epochs;
+    ts.within_epoch = within;
+    ts.within_epoch.batch_size = opt.batch_size;
+    ts.within_epoch.drop_last = opt.drop_last;
+    ts.within_epoch.train_images = train_split.count;
+    ts.seed = opt.seed;
+    ts.run_id = opt.run_id;
+    ts.optimizer = opt.optimizer;
+    ts.optimizer_state = backend.optimizer_state();
+    ts.target_digit = opt.target_digit;
+    ts.val_size = opt.val_size;
+    save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
+    spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
+  };
 
   for (int epoch = epochs_done; epoch < opt.epochs; ++epoch) {
-    std::int64_t epoch_images = 0;
-    double loss_sum = 0.0;
+    const bool resumed_epoch = epoch == epochs_done && start.batches_done > 0;
+    const std::int64_t first_batch = resumed_epoch ? start.batches_done : 0;
+    const std::int64_t resumed_images = resumed_epoch ? start.images_done : 0;
+    std::int64_t epoch_images = resumed_images;
+    double loss_sum = resumed_epoch ? start.loss_sum : 0.0;
     const double cpu0 = process_cpu_seconds();
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, opt.epochs),
-                      static_cast<std::int64_t>(train_split.count), opt.interactive);
-    for (std::int64_t b = 0; b < steps_per_epoch; ++b) {
+    Progress progress(
+        fmt::format(
+            "epoch {}/{}{}", epoch + 1, opt.epochs,
+            resumed_epoch ? fmt::format(" (resumed at batch {})", first_batch + 1) : std::string()),
+        static_cast<std::int64_t>(train_split.count) - resumed_images, opt.interactive);
+    for (std::int64_t b = first_batch; b < steps_per_epoch; ++b) {
+      if (const int sig = pending_interrupt()) {
+        // The steps so far are done (their loss is read below); save where the run stands.
+        progress.finish();
+        loss_sum += backend.take_loss_sum();
+        OCTA_CHECK(std::isfinite(loss_sum),
+                   "training diverged: the loss became {} in epoch {} by step {} (lower --lr?); "
+                   "stopped by {} without saving this state",
+                   loss_sum, epoch + 1, b, signal_name(sig));
+        save(epoch, {b, epoch_images, loss_sum});
+        throw Interrupted(sig, stop_message(sig, epoch, opt, b, steps_per_epoch), opt.checkpoint);
+      }
       const data::Prefetcher::Item item = batches.next();
       const int n = item.n;
       const std::int64_t step = epoch * steps_per_epoch + b;
@@ -123,7 +202,8 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                   : fmt::format("the last good checkpoint (epoch {}) is kept at {}", epoch,
                                 opt.checkpoint.string())));
         }
-        progress.update(epoch_images, loss_sum / static_cast<double>(epoch_images));
+        progress.update(epoch_images - resumed_images,
+                        loss_sum / static_cast<double>(epoch_images));
       }
     }
     EpochStats stats;
@@ -131,7 +211,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     stats.seconds = progress.finish();
     stats.cpu_seconds = process_cpu_seconds() - cpu0;
     stats.mean_loss = epoch_images > 0 ? loss_sum / static_cast<double>(epoch_images) : NAN;
-    stats.images_per_second = static_cast<double>(epoch_images) / stats.seconds;
+    stats.images_per_second = static_cast<double>(epoch_images - resumed_images) / stats.seconds;
     if (opt.eval_every_epoch) {
       stats.test_accuracy =
           evaluate(backend, test_split, opt.test_batch_size, opt.target_digit).accuracy;
@@ -142,18 +222,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                                       : std::string());
     report.epochs.push_back(stats);
 
-    if (!opt.checkpoint.empty()) {
-      TrainingState ts;
-      ts.epochs_done = epoch + 1;
-      ts.seed = opt.seed;
-      ts.run_id = opt.run_id;
-      ts.optimizer = opt.optimizer;
-      ts.optimizer_state = backend.optimizer_state();
-      ts.target_digit = opt.target_digit;
-      ts.val_size = opt.val_size;
-      save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
-      spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
-    }
+    save(epoch + 1, {});
   }
   report.test =
       evaluate(backend, test_split, opt.test_batch_size, opt.target_digit, &report.test_logits);

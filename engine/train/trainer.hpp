@@ -36,6 +36,9 @@ struct TrainOptions {
   bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
   bool eval_every_epoch = false;     // evaluate on the test split after every epoch
   int val_size = 0;                  // images held out of train_split as validation (recorded)
+  // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
+  // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
+  EpochPosition resume_within_epoch;
 };
 
 struct EpochStats {
@@ -55,7 +58,9 @@ struct TrainReport {
 };
 
 // Trains epochs [epochs_done, options.epochs) and evaluates on `test`. Throws octa::Error when the
-// loss becomes NaN or Inf, naming the epoch and step; the last checkpoint written is kept.
+// loss becomes NaN or Inf, naming the epoch and step; the last checkpoint written is kept. Before
+// each step it looks for a signal (engine/train/interrupt.hpp): when one came, it saves a
+// checkpoint of the run so far (mid-epoch) and throws octa::Interrupted.
 TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                   const data::Split& test_split, const TrainOptions& options, int epochs_done = 0);
 

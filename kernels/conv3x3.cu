@@ -2,6 +2,7 @@
 // direct-convolution kernel for the forward (optionally fused with ReLU and the 2x2 max-pool) and,
 // over flipped and transposed weights, the backward-data pass; a two-stage deterministic
 // reduction for the backward-filter pass.
+#include "kernels/batchnorm_stats.cuh"
 #include "kernels/conv3x3.hpp"
 #include "kernels/conv3x3_plan.hpp"
 #include "kernels/launch_checks.hpp"
@@ -134,6 +135,11 @@ __host__ __device__ constexpr int imin(int a, int b) {
 // kFlip: the backward-data pass, din = conv3x3(dout, w') with w'[ci][co][t] = w[co][ci][8 - t]
 // (the kernel's "input channels" are the layer's Cout and its "output channels" the layer's Cin);
 // the transpose and flip happen in the staging of the weights, so no extra pass or buffer.
+//
+// kStats: model B's training forward (conv3x3_forward_bn_stats): out = conv + bias, and the
+// block's tile (blockIdx.x, one of N * tiles_per_image) emits BatchNorm's statistics of its CO_BLK
+// channels (kernels/batchnorm_stats.cuh) into `stats`, through a fixed two-level sum in shared
+// memory: no atomics, bit-identical from run to run.
 // =============================================================================================
 
 // The one configuration used for every shape today: a 16x16 output tile (one tile for a 14x14
@@ -146,12 +152,13 @@ constexpr int kFwdCiChunk = 8;
 
 // At least 4 resident blocks (16 warps) per SM, which lets ptxas use up to 128 registers: the
 // unrolled 32-accumulator loop needs about 120 (left to itself, ptxas picked 96 and spilled).
-template <int BX, int BY, int CZ, int CO_T, int CI_CHUNK, bool kFlip, bool kRelu, bool kPool>
+template <int BX, int BY, int CZ, int CO_T, int CI_CHUNK, bool kFlip, bool kRelu, bool kPool,
+          bool kStats>
 __global__ void __launch_bounds__(BX* BY* CZ, 4)
     conv3x3_direct_kernel(float* __restrict__ out, float* __restrict__ pooled,
-                          const float* __restrict__ in, const float* __restrict__ weight,
-                          const float* __restrict__ bias, int Cin, int Cout, int H, int W,
-                          int tiles_x, int tiles_per_image) {
+                          double* __restrict__ stats, const float* __restrict__ in,
+                          const float* __restrict__ weight, const float* __restrict__ bias, int Cin,
+                          int Cout, int H, int W, int tiles_x, int tiles_per_image) {
   constexpr int kThreads = BX * BY * CZ;
   constexpr int TH = 2 * BY, TW = 2 * BX;  // output tile
   constexpr int IH = TH + 2, IW = TW + 2;  // input tile with halo
@@ -159,6 +166,7 @@ __global__ void __launch_bounds__(BX* BY* CZ, 4)
   static_assert(CO_T % 4 == 0, "weights are read as float4");
   static_assert((BX * BY) % 32 == 0, "a warp must share one channel group (weight broadcast)");
   static_assert(!(kFlip && kPool), "the backward-data pass has no pooling");
+  static_assert(!kStats || !(kFlip || kRelu || kPool), "statistics are of the plain forward");
 
   __shared__ float in_s[CI_CHUNK][IH][IW];
   __shared__ __align__(16) float w_s[CI_CHUNK][9][CO_BLK];
@@ -232,9 +240,84 @@ __global__ void __launch_bounds__(BX* BY* CZ, 4)
     }
   }
 
+  const int oy = y0 + 2 * ty, ox = x0 + 2 * tx;
+  if constexpr (kStats) {
+    // Every thread takes part (barriers follow), inside the image or not. Level 1: each thread's
+    // shifted sums over its (up to) 4 pixels, per channel; level 2: kGroups threads per channel
+    // add kPix / kGroups of those; level 3: one thread per channel adds the kGroups, in order.
+    constexpr int kPix = BX * BY;  // threads (pixel patches) per channel group
+    constexpr int kGroups = kThreads / CO_BLK;
+    static_assert(kThreads % CO_BLK == 0 && kPix % kGroups == 0, "the sums must tile the block");
+    __shared__ float shift_s[CO_BLK];
+    __shared__ double sum1_s[2][CO_BLK][kPix];
+    __shared__ double sum2_s[2][CO_BLK][kGroups];
+    const int pix = ty * BX + tx;
+    const std::size_t plane0 =
+        static_cast<std::size_t>(n) * static_cast<std::size_t>(Cout) + co_blk0 + cz * CO_T;
+#pragma unroll
+    for (int j = 0; j < CO_T; ++j) {
+      const int co = co_blk0 + cz * CO_T + j;
+      const float b = co < Cout ? bias[co] : 0.f;  // channels past Cout: zeros, never stored
+#pragma unroll
+      for (int py = 0; py < 2; ++py) {
+#pragma unroll
+        for (int px = 0; px < 2; ++px) {
+          acc[j][py][px] += b;
+          const int y = oy + py, x = ox + px;
+          if (co < Cout && y < H && x < W) out[(plane0 + j) * HW + y * W + x] = acc[j][py][px];
+        }
+      }
+      // The shift: the tile's top-left pixel (y0, x0), inside every tile.
+      if (pix == 0) shift_s[cz * CO_T + j] = acc[j][0][0];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < CO_T; ++j) {
+      const int q = cz * CO_T + j;
+      const double k = static_cast<double>(shift_s[q]);
+      double s1 = 0.0, s2 = 0.0;
+#pragma unroll
+      for (int py = 0; py < 2; ++py) {
+#pragma unroll
+        for (int px = 0; px < 2; ++px) {
+          if (oy + py < H && ox + px < W) {
+            const double d = static_cast<double>(acc[j][py][px]) - k;
+            s1 += d;
+            s2 += d * d;
+          }
+        }
+      }
+      sum1_s[0][q][pix] = s1;
+      sum1_s[1][q][pix] = s2;
+    }
+    __syncthreads();
+    {
+      const int q = tid / kGroups, g = tid % kGroups;
+      double s1 = 0.0, s2 = 0.0;
+      for (int i = g * (kPix / kGroups); i < (g + 1) * (kPix / kGroups); ++i) {
+        s1 += sum1_s[0][q][i];
+        s2 += sum1_s[1][q][i];
+      }
+      sum2_s[0][q][g] = s1;
+      sum2_s[1][q][g] = s2;
+    }
+    __syncthreads();
+    if (tid < CO_BLK && co_blk0 + tid < Cout) {
+      double s1 = 0.0, s2 = 0.0;
+      for (int g = 0; g < kGroups; ++g) {
+        s1 += sum2_s[0][tid][g];
+        s2 += sum2_s[1][tid][g];
+      }
+      const double count = static_cast<double>(imin(TH, H - y0) * imin(TW, W - x0));
+      store_tile_stats(stats, Cout, static_cast<int>(gridDim.x), co_blk0 + tid,
+                       static_cast<int>(blockIdx.x), count, static_cast<double>(shift_s[tid]), s1,
+                       s2);
+    }
+    return;
+  }
+
   // Epilogue: bias, ReLU (written as the CPU reference's relu_forward, so a NaN passes through),
   // then the stores that fall inside the image and, fused, the pooled maximum.
-  const int oy = y0 + 2 * ty, ox = x0 + 2 * tx;
   if (oy >= H || ox >= W) return;  // no __syncthreads() follows
 #pragma unroll
   for (int j = 0; j < CO_T; ++j) {
@@ -298,15 +381,16 @@ void check_direct_grid(const char* op, int N, int Cout, int H, int W) {
   check_grid(op, "output channel groups", g.blocks_y, 65535);
 }
 
-template <bool kFlip, bool kRelu, bool kPool>
+template <bool kFlip, bool kRelu, bool kPool, bool kStats = false>
 void launch_direct(float* out, float* pooled, const float* in, const float* weight,
-                   const float* bias, int N, int Cin, int Cout, int H, int W, cudaStream_t stream) {
+                   const float* bias, int N, int Cin, int Cout, int H, int W, cudaStream_t stream,
+                   double* stats = nullptr) {
   const DirectGrid g = direct_grid(N, Cout, H, W);
   const dim3 grid(static_cast<unsigned int>(g.blocks_x), static_cast<unsigned int>(g.blocks_y));
   constexpr unsigned int kThreads = kFwdBX * kFwdBY * kFwdCZ;
-  conv3x3_direct_kernel<kFwdBX, kFwdBY, kFwdCZ, kFwdCoT, kFwdCiChunk, kFlip, kRelu, kPool>
-      <<<grid, kThreads, 0, stream>>>(out, pooled, in, weight, bias, Cin, Cout, H, W, g.tiles_x,
-                                      g.tiles_per_image);
+  conv3x3_direct_kernel<kFwdBX, kFwdBY, kFwdCZ, kFwdCoT, kFwdCiChunk, kFlip, kRelu, kPool, kStats>
+      <<<grid, kThreads, 0, stream>>>(out, pooled, stats, in, weight, bias, Cin, Cout, H, W,
+                                      g.tiles_x, g.tiles_per_image);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -614,6 +698,25 @@ void conv3x3_forward(float* out, const float* in, const float* weight, const flo
   } else {
     launch_direct<false, false, false>(out, nullptr, in, weight, bias, N, Cin, Cout, H, W, stream);
   }
+}
+
+int conv3x3_bn_stats_tiles(int N, int H, int W) {
+  check_conv_sizes("conv3x3_bn_stats_tiles", N, 1, 1, H, W);
+  const long long tiles = direct_grid(N, 1, H, W).blocks_x;
+  check_grid("conv3x3_bn_stats_tiles", "N * spatial tiles", tiles, INT_MAX);
+  return static_cast<int>(tiles);
+}
+
+void conv3x3_forward_bn_stats(float* out, double* stats, const float* in, const float* weight,
+                              const float* bias, int N, int Cin, int Cout, int H, int W,
+                              cudaStream_t stream) {
+  const char* op = "conv3x3_forward_bn_stats";
+  check_forward_args(op, out, in, weight, bias, N, Cin, Cout, H, W, Epilogue::kNone);
+  require_pointer(op, "stats (3 * Cout * conv3x3_bn_stats_tiles doubles)", stats);
+  check_direct_grid(op, N, Cout, H, W);
+  NvtxRange range(op);
+  launch_direct<false, false, false, true>(out, nullptr, in, weight, bias, N, Cin, Cout, H, W,
+                                           stream, stats);
 }
 
 void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, const float* weight,

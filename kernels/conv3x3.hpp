@@ -18,6 +18,17 @@ void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, co
                                   const float* bias, int N, int Cin, int Cout, int H, int W,
                                   cudaStream_t stream);
 
+// Model B's training forward, first half (the second: batchnorm_relu_maxpool_forward_train in
+// kernels/batchnorm_fused.hpp): out = conv3x3(in, weight) + bias (N, Cout, H, W), as
+// conv3x3_forward with kNone, and BatchNorm's statistics of out from the kernel's epilogue: for
+// each of conv3x3_bn_stats_tiles(N, H, W) tiles of output pixels and each channel, the tile's
+// pixel count, mean and sum of squared deviations, in `stats` (3 * Cout * tiles doubles, laid out
+// as batchnorm_fused.hpp says; every value written, no clearing needed). Deterministic.
+int conv3x3_bn_stats_tiles(int N, int H, int W);
+void conv3x3_forward_bn_stats(float* out, double* stats, const float* in, const float* weight,
+                              const float* bias, int N, int Cin, int Cout, int H, int W,
+                              cudaStream_t stream);
+
 // din: (N, Cin, H, W) = gradient w.r.t. the input, given dout: (N, Cout, H, W).
 void conv3x3_backward_data(float* din, const float* dout, const float* weight, int N, int Cin,
                            int Cout, int H, int W, cudaStream_t stream);

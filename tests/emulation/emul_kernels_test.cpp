@@ -341,11 +341,16 @@ const std::map<std::string, std::vector<GroupKernel>>& group_kernels() {
        {{"conv3x3.cu", "conv3x3_direct_kernel", true},
         {"conv3x3.cu", "conv3x3_wgrad_partial_kernel", true},
         {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel", true},
-        {"pool.cu", "maxpool2x2_backward_kernel", true}}},  // the from-max-pool case's two passes
+        {"pool.cu", "maxpool2x2_backward_kernel", true},  // the from-max-pool case's two passes
+        // Model B's fused BatchNorm: after the statistics, and the fold of the eval form.
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_forward_train_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_fold_conv3x3_kernel", true}}},
       {"conv3x3_tc",
        {{"conv3x3_tc.cu", "conv3x3_tc_kernel", true},
         {"conv3x3_tc.cu", "conv3x3_tc_wgrad_partial_kernel", true},
-        {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel", true}}},
+        {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_forward_train_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_fold_conv3x3_kernel", true}}},
       {"pool",
        {{"pool.cu", "maxpool2x2_forward_kernel", true},
         {"pool.cu", "maxpool2x2_backward_kernel", true},
@@ -354,7 +359,9 @@ const std::map<std::string, std::vector<GroupKernel>>& group_kernels() {
       {"batchnorm",
        {{"batchnorm.cu", "batchnorm_forward_train_kernel", true},
         {"batchnorm.cu", "batchnorm_forward_eval_kernel", true},
-        {"batchnorm.cu", "batchnorm_backward_kernel", true}}},
+        {"batchnorm.cu", "batchnorm_backward_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_sums_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_data_kernel", true}}},
       {"elementwise",
        {{"elementwise.cu", "bias_forward_kernel", true},
         {"elementwise.cu", "bias_backward_kernel", true},
@@ -452,10 +459,10 @@ const std::set<std::pair<std::string, sc::CaseSize>> kRunnerCases = {
     {"conv3x3", sc::CaseSize::kSmall},     {"conv3x3", sc::CaseSize::kModel},
     {"conv3x3_tc", sc::CaseSize::kSmall},  {"conv3x3_tc", sc::CaseSize::kModel},
     {"pool", sc::CaseSize::kSmall},        {"pool", sc::CaseSize::kModel},
-    {"batchnorm", sc::CaseSize::kSmall},   {"elementwise", sc::CaseSize::kSmall},
-    {"elementwise", sc::CaseSize::kModel}, {"loss", sc::CaseSize::kSmall},
-    {"loss", sc::CaseSize::kModel},        {"optimizer", sc::CaseSize::kSmall},
-    {"optimizer", sc::CaseSize::kModel}};
+    {"batchnorm", sc::CaseSize::kSmall},   {"batchnorm", sc::CaseSize::kModel},
+    {"elementwise", sc::CaseSize::kSmall}, {"elementwise", sc::CaseSize::kModel},
+    {"loss", sc::CaseSize::kSmall},        {"loss", sc::CaseSize::kModel},
+    {"optimizer", sc::CaseSize::kSmall},   {"optimizer", sc::CaseSize::kModel}};
 
 TEST_CASE("emulator: every case of the table is run by the emulator or says why not",
           "[emul][cases]") {
@@ -494,6 +501,7 @@ OCTA_EMUL_GROUP("conv3x3_tc", Model, "[conv][tc]")
 OCTA_EMUL_GROUP("pool", Small, "[pool]")
 OCTA_EMUL_GROUP("pool", Model, "[pool]")
 OCTA_EMUL_GROUP("batchnorm", Small, "[batchnorm]")
+OCTA_EMUL_GROUP("batchnorm", Model, "[batchnorm]")
 OCTA_EMUL_GROUP("elementwise", Small, "[elementwise]")
 OCTA_EMUL_GROUP("elementwise", Model, "[elementwise]")
 OCTA_EMUL_GROUP("loss", Small, "[loss]")
@@ -524,7 +532,7 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
   EmulDevice dev;
   sc::CaseOptions broken;
   broken.tensor_core.forward = &broken_tc_forward;
-  int failed = 0, passed = 0;
+  int failed = 0, failed_fused = 0, passed = 0;
   for (const sc::KernelCase& c : emulated_cases(broken)) {
     if (c.size != sc::CaseSize::kSmall || c.group != "conv3x3_tc" ||
         c.name.find("backward") != std::string::npos) {
@@ -538,6 +546,13 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
       CHECK_THAT(r.failure(), Catch::Contains("out (kNone): 1 of") &&
                                   Catch::Contains("out (kRelu): 1 of") &&
                                   Catch::Contains("kGpuVsCpu"));
+    } else if (c.name.rfind("conv3x3_tc_forward_bn_stats ", 0) == 0) {
+      // The fused forward's cases compare its convolution with the plain forward bit for bit, so
+      // they name the broken launcher too (and nothing else fails there).
+      ++failed_fused;
+      CHECK_FALSE(r.passed());
+      CHECK_THAT(r.failure(), Catch::Contains("conv_out vs conv3x3_tc_forward bit for bit: 1 of") &&
+                                  !Catch::Contains("pooled"));
     } else {
       ++passed;
       INFO(r.failure());
@@ -545,6 +560,7 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
     }
   }
   CHECK(failed > 10);
+  CHECK(failed_fused > 10);
   CHECK(passed > 5);
   ec.check_launches();
 }

@@ -61,7 +61,10 @@ std::vector<KernelCase> layer_cases();
 // Model B's fused conv + BatchNorm + ReLU + pool: the training forward on both implementations
 // (at ordinary inputs and at a large common offset), its backward, the folded eval form.
 std::vector<KernelCase> fused_bn_cases(const CaseOptions& options);
-// All three, in that order.
+// Model B's two stages with the fused BatchNorm, as the CUDA backend runs them, over a few Adam
+// steps against the CPU's unfused chain (fused_bn_step_case.cpp).
+std::vector<KernelCase> fused_bn_step_cases(const CaseOptions& options);
+// All four, in that order.
 std::vector<KernelCase> kernel_cases(const CaseOptions& options = {});
 
 }  // namespace octa::selfcheck

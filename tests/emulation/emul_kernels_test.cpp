@@ -33,7 +33,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/selfcheck/kernel_cases.hpp"
+#include "kernels/batchnorm_fused.hpp"
 #include "kernels/conv3x3.hpp"
+#include "kernels/conv3x3_tc.hpp"
 #include "kernels/logit_head.hpp"
 #include "tests/emulation/emul.hpp"
 #include "tests/emulation/emul_wmma.hpp"
@@ -628,5 +630,53 @@ TEST_CASE("emulated launchers refuse what they cannot do before any launch, nami
   bad_p.dropout_p = 1.0f;
   CHECK_THROWS_WITH(gpu::logit_head_train(out, bad_p, 1, 4, 1.0f, nullptr),
                     Contains("drop probability p = 1 must be in [0, 1)"));
+  CHECK(emul::launches().empty());
+}
+
+TEST_CASE("emulated fused BatchNorm launchers refuse bad arguments before any launch, naming them",
+          "[emul][check][batchnorm]") {
+  EmulCase ec;
+  using Catch::Contains;
+  Buf<float> f(64);
+  Buf<double> d(64);
+  Buf<std::uint8_t> w(16);
+  float* p = f.data();
+  const char* fwd = "batchnorm_relu_maxpool_forward_train";
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, p, p, d.data(), 1, p, p, 2, 3,
+                                                5, 6, 1e-5f, 0.1f, nullptr),
+      Contains(fwd) && Contains("H = 5 and W = 6 must both be even") && Contains("unfused"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, p, p, d.data(), 0, p, p, 2, 3,
+                                                4, 4, 1e-5f, 0.1f, nullptr),
+      Contains(std::string(fwd) + ": stats_tiles = 0 must be positive"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, nullptr, p, d.data(), 1, p, p,
+                                                2, 3, 4, 4, 1e-5f, 0.1f, nullptr),
+      Contains("running_mean and running_var must both be given or both be null"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, nullptr, p, p, p, p, p, d.data(), 1, p, p, 2, 3,
+                                                4, 4, 1e-5f, 0.1f, nullptr),
+      Contains(std::string(fwd) + ": window must not be null"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, p, p, d.data(), 1, p, p, 1, 3,
+                                                2, 2, 1e-5f, 1.5f, nullptr),
+      Contains("momentum = 1.5 must be in [0, 1]"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_backward(p, p, p, p, w.data(), p, p, p, p, 2, 3, 4, 4, nullptr,
+                                           nullptr),
+      Contains("batchnorm_relu_maxpool_backward: workspace") && Contains("must not be null"));
+  CHECK_THROWS_WITH(gpu::batchnorm_relu_maxpool_backward(p, p, p, p, w.data(), p, p, p, p, 2, 0, 4,
+                                                         4, d.data(), nullptr),
+                    Contains("batchnorm_relu_maxpool_backward: C = 0 must be positive"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_fold_conv3x3(p, p + 9, p, p + 9, p, p, p, p, 1, 1, 1e-5f, nullptr),
+      Contains("batchnorm_fold_conv3x3") && Contains("must not overwrite"));
+  CHECK_THROWS_WITH(gpu::conv3x3_forward_bn_stats(p, nullptr, p, p, p, 1, 1, 1, 4, 4, nullptr),
+                    Contains("conv3x3_forward_bn_stats: stats") && Contains("must not be null"));
+  CHECK_THROWS_WITH(gpu::conv3x3_tc_forward_bn_stats(p, d.data(), p, p, p, 1, 0, 1, 4, 4, nullptr),
+                    Contains("conv3x3_tc_forward_bn_stats: Cin = 0 must be positive"));
+  CHECK(gpu::conv3x3_bn_stats_tiles(3, 28, 28) == 3 * 4);  // 16x16-pixel tiles
+  CHECK(gpu::conv3x3_tc_bn_stats_tiles(3, 6, 10) == 3);    // 180 pixels in blocks of 64
   CHECK(emul::launches().empty());
 }

@@ -20,6 +20,7 @@
 #include "engine/core/error.hpp"
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
+#include "kernels/batchnorm_stats.cuh"
 #include "kernels/launch_checks.hpp"
 #include "kernels/maxpool_window.cuh"
 
@@ -125,17 +126,8 @@ __global__ void __launch_bounds__(kThreads) batchnorm_relu_maxpool_forward_train
   const double invstd = 1.0 / sqrt(m2 / count + static_cast<double>(eps));
 
   if (blockIdx.x == 0 && threadIdx.x == 0) {
-    save_mean[c] = static_cast<float>(mean);
-    save_invstd[c] = static_cast<float>(invstd);
-    const double m = static_cast<double>(momentum);
-    if (running_mean != nullptr) {
-      running_mean[c] =
-          static_cast<float>((1.0 - m) * static_cast<double>(running_mean[c]) + m * mean);
-    }
-    if (running_var != nullptr) {
-      running_var[c] = static_cast<float>((1.0 - m) * static_cast<double>(running_var[c]) +
-                                          m * (m2 / (count - 1.0)));
-    }
+    save_batch_statistics(save_mean, save_invstd, running_mean, running_var, c, mean, invstd, m2,
+                          count, momentum);
   }
 
   const auto mean_hi = static_cast<float>(mean);

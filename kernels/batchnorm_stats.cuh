@@ -1,7 +1,9 @@
-// kernels/batchnorm_stats.cuh: the per-tile BatchNorm statistics that the convolutions' epilogues
-// emit (conv3x3_forward_bn_stats, conv3x3_tc_forward_bn_stats) and batchnorm_fused.cu merges,
-// device side: the workspace layout (documented for callers in kernels/batchnorm_fused.hpp) and the
-// arithmetic both ends share. Included by .cu files only.
+// kernels/batchnorm_stats.cuh: BatchNorm's batch statistics, device side: the per-tile statistics
+// that the convolutions' epilogues emit (conv3x3_forward_bn_stats, conv3x3_tc_forward_bn_stats)
+// and batchnorm_fused.cu merges (the workspace layout, documented for callers in
+// kernels/batchnorm_fused.hpp), and the saving of a channel's statistics with PyTorch's running
+// update that both BatchNorm training kernels (batchnorm.cu, batchnorm_fused.cu) end with.
+// Included by .cu files only.
 //
 // Numerics. A tile's values v (float, as stored) are summed in double about a shift k taken from
 // the tile itself (its first pixel's value): s1 = sum (v - k), s2 = sum (v - k)^2, which gives the
@@ -28,6 +30,26 @@ __device__ __forceinline__ void store_tile_stats(double* stats, int C, int tiles
   stats[i] = n;
   stats[plane + i] = k + s1 / n;
   stats[2 * plane + i] = m2 < 0.0 ? 0.0 : m2;  // rounding can leave a hair below zero
+}
+
+// Saves channel c's batch mean and inverse standard deviation for the backward, and updates its
+// running statistics as PyTorch does: momentum, and the unbiased variance m2 / (count - 1), m2 the
+// sum of squared deviations. A module built without running statistics passes null for both.
+__device__ __forceinline__ void save_batch_statistics(float* save_mean, float* save_invstd,
+                                                      float* running_mean, float* running_var,
+                                                      int c, double mean, double invstd, double m2,
+                                                      double count, float momentum) {
+  save_mean[c] = static_cast<float>(mean);
+  save_invstd[c] = static_cast<float>(invstd);
+  const double m = static_cast<double>(momentum);
+  if (running_mean != nullptr) {
+    running_mean[c] =
+        static_cast<float>((1.0 - m) * static_cast<double>(running_mean[c]) + m * mean);
+  }
+  if (running_var != nullptr) {
+    running_var[c] = static_cast<float>((1.0 - m) * static_cast<double>(running_var[c]) +
+                                        m * (m2 / (count - 1.0)));
+  }
 }
 
 }  // namespace octa::gpu

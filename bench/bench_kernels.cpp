@@ -790,6 +790,65 @@ class Bench {
            [&] { cudnn_train(); }});
     }
 
+    // conv3x3_backward_filter_from_bn_maxpool (model B's conv1, whose input gradient is not
+    // needed): the sums kernel, then the filter gradient rebuilding BatchNorm's input gradient as
+    // it stages it (never written).
+    //   FLOPs = the filter gradient's, 2 * Cout*Cin*9 * N*H*W
+    //   bytes = the sums' (4*X/4 + X/4 + 4*X/4 + 16*C*blocks) + the staging's reads (4*X conv out,
+    //           4*X/4 dpool, X/4 codes) + 4*(N*Cin*H*W + Cout*Cin*9 + Cout) (in; dweight, dbias) +
+    //           4*7*C
+    //   unfused (what it replaces: batchnorm_relu_maxpool_backward, then conv3x3_backward_filter
+    //           reading the dconv it wrote): the backward row's bytes + 4*X (dconv read) + the same
+    //           4*(N*Cin*H*W + Cout*Cin*9 + Cout)
+    if (!l.needs_din) {
+      const DeviceBuffer<float> dweight(w_count, "weight gradient");
+      const DeviceBuffer<float> dbias(c, "bias gradient");
+      const DeviceBuffer<float> filter_ws(
+          octa::gpu::conv3x3_backward_filter_workspace(n, l.cin, l.cout, size, size),
+          "conv3x3_backward_filter workspace");
+      const double filter_io = 4.0 * (N * Ci * HW + Co * Ci * 9.0 + Co);
+      const double sums_bytes =
+          4.0 * X / 4.0 + X / 4.0 + 4.0 * X / 4.0 + 16.0 * as_double(bws_count);
+      const Work w{2.0 * Co * Ci * 9.0 * N * HW,
+                   sums_bytes + 4.0 * X + 4.0 * X / 4.0 + X / 4.0 + filter_io + 28.0 * C};
+      const double unfused_bytes =
+          sums_bytes + 4.0 * X / 4.0 + X / 4.0 + 8.0 * X + 28.0 * C + 4.0 * X + filter_io;
+      const Counterpart cp{
+          "cudnn pool, relu, BN bwd, filter", algos, [&] {
+            OCTA_CUDNN_CHECK(cudnnPoolingBackward(dnn_, pool, &one, pd, pooled.data(), pd,
+                                                  dpool.data(), xd, act.data(), &zero, xd,
+                                                  dact.data()));
+            OCTA_CUDNN_CHECK(cudnnActivationBackward(dnn_, relu, &one, xd, act.data(), xd,
+                                                     dact.data(), xd, act.data(), &zero, xd,
+                                                     dact_relu.data()));
+            OCTA_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+                dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd, conv.data(), xd,
+                dact_relu.data(), xd, dconv.data(), cd, gamma.data(), dgamma.data(), dbeta.data(),
+                static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
+            cudnn.backward_filter(dweight.data(), dbias.data(), dconv.data(), in.data(), n, s);
+          }};
+      measure_fused(
+          {"conv3x3_backward_filter_from_bn_maxpool", shape, n, w},
+          [&] {
+            octa::gpu::conv3x3_backward_filter_from_bn_maxpool(
+                dweight.data(), dbias.data(), dgamma.data(), dbeta.data(), dpool.data(),
+                window.data(), conv.data(), save_mean.data(), save_invstd.data(), gamma.data(),
+                in.data(), n, l.cin, l.cout, size, size, bws.data(), filter_ws.data(), s);
+          },
+          cp, "batchnorm_relu_maxpool_backward, conv3x3_backward_filter", unfused_bytes,
+          [&] {
+            octa::gpu::batchnorm_relu_maxpool_backward(
+                dconv.data(), dgamma.data(), dbeta.data(), dpool.data(), window.data(), conv.data(),
+                save_mean.data(), save_invstd.data(), gamma.data(), n, l.cout, size, size,
+                bws.data(), s);
+            octa::gpu::conv3x3_backward_filter(dweight.data(), dbias.data(), dconv.data(),
+                                               in.data(), n, l.cin, l.cout, size, size,
+                                               filter_ws.data(), s);
+          },
+          {[&] { fused_train(kCudaCoreConv); }, [&] { fused_train(kCudaCoreConv); },
+           [&] { cudnn_train(); }});
+    }
+
     // The fold, batchnorm_fold_conv3x3 (once per evaluation after the parameters change):
     //   bytes = 4 * (2*Cout*Cin*9 + 6*C)  (weight, bias, gamma, beta, running mean and var; the
     //           folded weight and bias)

@@ -20,6 +20,7 @@
 #include "engine/core/error.hpp"
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
+#include "kernels/batchnorm_grad.cuh"
 #include "kernels/batchnorm_stats.cuh"
 #include "kernels/launch_checks.hpp"
 #include "kernels/maxpool_window.cuh"
@@ -188,41 +189,29 @@ __global__ void __launch_bounds__(kThreads) batchnorm_relu_maxpool_backward_data
     const std::uint8_t* __restrict__ window, const float* __restrict__ conv_out,
     const float* __restrict__ save_mean, const float* __restrict__ save_invstd,
     const float* __restrict__ gamma, int N, int C, int H, int W, int images_per_block) {
-  __shared__ double sums[2];
+  __shared__ BnGradCoeffs coeffs;
   const int c = static_cast<int>(blockIdx.y);
   if (threadIdx.x == 0) {
     // The channel's block sums in block order (every block of the channel adds the same values
     // in the same order, so all get the same bits).
-    const double* s = workspace + static_cast<std::size_t>(c) * gridDim.x;
-    const double* sx = s + static_cast<std::size_t>(C) * gridDim.x;
-    double a = 0.0, ax = 0.0;
-    for (unsigned b = 0; b < gridDim.x; ++b) {
-      a += s[b];
-      ax += sx[b];
-    }
-    sums[0] = a;
-    sums[1] = ax;
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    coeffs =
+        bn_grad_coeffs(workspace, C, static_cast<int>(gridDim.x), c, gamma, save_mean, save_invstd,
+                       static_cast<double>(N) * static_cast<double>(H) * static_cast<double>(W),
+                       sum_dy, sum_dy_xhat);
     if (blockIdx.x == 0) {
-      dbeta[c] = static_cast<float>(a);
-      dgamma[c] = static_cast<float>(ax);
+      dbeta[c] = static_cast<float>(sum_dy);
+      dgamma[c] = static_cast<float>(sum_dy_xhat);
     }
   }
   __syncthreads();
-  // din = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), scale = gamma * invstd.
-  const double count = static_cast<double>(N) * static_cast<double>(H) * static_cast<double>(W);
-  const double scale = static_cast<double>(gamma[c]) * static_cast<double>(save_invstd[c]);
-  const auto k_dy = static_cast<float>(scale);
-  const auto k_0 = static_cast<float>(scale * (sums[0] / count));
-  const auto k_x = static_cast<float>(scale * (sums[1] / count));
-  const float mean = save_mean[c], invstd = save_invstd[c];
+  const BnGradCoeffs k = coeffs;
   for_each_window(N, C, H, W, images_per_block, [&](std::size_t o, std::size_t top) {
-    const int k = window[o];
+    const int code = window[o];
     const float dp = dpool[o];
     for (int d = 0; d < 4; ++d) {
       const std::size_t i = top + static_cast<std::size_t>((d / 2) * W + d % 2);
-      const float xhat = (conv_out[i] - mean) * invstd;
-      const float dy = d == k ? dp : 0.0f;
-      dconv[i] = fmaf(-xhat, k_x, fmaf(k_dy, dy, -k_0));
+      dconv[i] = bn_input_grad(conv_out[i], d == code ? dp : 0.0f, k);
     }
   });
 }
@@ -269,6 +258,30 @@ void check_pool_sizes(const char* op, int N, int C, int H, int W) {
   OCTA_CHECK(C <= 65535, "{}: C = {} channels is more than the grid allows (65535)", op, C);
 }
 
+// The arguments of the backward's sums kernel, for both launchers that run it (`op` names the one
+// called).
+void check_sums_args(const char* op, const double* workspace, const float* dpool,
+                     const std::uint8_t* window, const float* conv_out, const float* save_mean,
+                     const float* save_invstd, int N, int C, int H, int W) {
+  check_pool_sizes(op, N, C, H, W);
+  require_pointer(op, "dpool", dpool);
+  require_pointer(op, "window", window);
+  require_pointer(op, "conv_out", conv_out);
+  require_pointer(op, "save_mean", save_mean);
+  require_pointer(op, "save_invstd", save_invstd);
+  require_pointer(op, "workspace (batchnorm_relu_maxpool_backward_workspace doubles)", workspace);
+}
+
+void launch_sums(double* workspace, const float* dpool, const std::uint8_t* window,
+                 const float* conv_out, const float* save_mean, const float* save_invstd, int N,
+                 int C, int H, int W, cudaStream_t stream) {
+  const PlaneGrid g = plane_grid(N, H, W);
+  const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
+  batchnorm_relu_maxpool_backward_sums_kernel<<<grid, kThreads, 0, stream>>>(
+      workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, g.images_per_block);
+  OCTA_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void batchnorm_relu_maxpool_forward_train(float* pooled, std::uint8_t* window, float* save_mean,
@@ -312,29 +325,36 @@ std::size_t batchnorm_relu_maxpool_backward_workspace(int N, int C, int H, int W
   return 2 * static_cast<std::size_t>(C) * static_cast<std::size_t>(plane_grid(N, H, W).blocks);
 }
 
+int batchnorm_relu_maxpool_backward_blocks(int N, int H, int W) {
+  check_pool_sizes("batchnorm_relu_maxpool_backward_blocks", N, 1, H, W);
+  return plane_grid(N, H, W).blocks;
+}
+
+void batchnorm_relu_maxpool_backward_sums(double* workspace, const float* dpool,
+                                          const std::uint8_t* window, const float* conv_out,
+                                          const float* save_mean, const float* save_invstd, int N,
+                                          int C, int H, int W, cudaStream_t stream) {
+  const char* op = "batchnorm_relu_maxpool_backward_sums";
+  check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
+  NvtxRange range(op);
+  launch_sums(workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, stream);
+}
+
 void batchnorm_relu_maxpool_backward(float* dconv, float* dgamma, float* dbeta, const float* dpool,
                                      const std::uint8_t* window, const float* conv_out,
                                      const float* save_mean, const float* save_invstd,
                                      const float* gamma, int N, int C, int H, int W,
                                      double* workspace, cudaStream_t stream) {
   const char* op = "batchnorm_relu_maxpool_backward";
-  check_pool_sizes(op, N, C, H, W);
+  check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
   require_pointer(op, "dconv", dconv);
   require_pointer(op, "dgamma", dgamma);
   require_pointer(op, "dbeta", dbeta);
-  require_pointer(op, "dpool", dpool);
-  require_pointer(op, "window", window);
-  require_pointer(op, "conv_out", conv_out);
-  require_pointer(op, "save_mean", save_mean);
-  require_pointer(op, "save_invstd", save_invstd);
   require_pointer(op, "gamma", gamma);
-  require_pointer(op, "workspace (batchnorm_relu_maxpool_backward_workspace doubles)", workspace);
   NvtxRange range(op);
+  launch_sums(workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, stream);
   const PlaneGrid g = plane_grid(N, H, W);
   const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
-  batchnorm_relu_maxpool_backward_sums_kernel<<<grid, kThreads, 0, stream>>>(
-      workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, g.images_per_block);
-  OCTA_CUDA_CHECK_LAUNCH();
   batchnorm_relu_maxpool_backward_data_kernel<<<grid, kThreads, 0, stream>>>(
       dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd, gamma, N, C,
       H, W, g.images_per_block);

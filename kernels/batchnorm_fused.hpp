@@ -64,6 +64,16 @@ void batchnorm_relu_maxpool_backward(float* dconv, float* dgamma, float* dbeta, 
                                      const float* gamma, int N, int C, int H, int W,
                                      double* workspace, cudaStream_t stream);
 
+// The first of those two launches alone, for a consumer that applies the input gradient itself
+// (conv3x3_backward_filter_from_bn_maxpool, kernels/batchnorm_grad.cuh): each block's sums of dy
+// and dy * xhat into `workspace`, `blocks` = batchnorm_relu_maxpool_backward_blocks(N, H, W) per
+// channel: [c * blocks + b], then [(C + c) * blocks + b].
+int batchnorm_relu_maxpool_backward_blocks(int N, int H, int W);
+void batchnorm_relu_maxpool_backward_sums(double* workspace, const float* dpool,
+                                          const std::uint8_t* window, const float* conv_out,
+                                          const float* save_mean, const float* save_invstd, int N,
+                                          int C, int H, int W, cudaStream_t stream);
+
 // Eval-mode BatchNorm folded into the 3x3 convolution before it: with s = gamma / sqrt(var + eps)
 // per output channel, folded_weight = weight * s (Cout, Cin, 3, 3) and
 // folded_bias = (bias - running_mean) * s + beta (Cout), in double, rounded once. The folded

@@ -51,4 +51,20 @@ void conv3x3_backward_filter_from_maxpool(float* dweight, float* dbias, const fl
                                           int Cout, int H, int W, float* workspace,
                                           cudaStream_t stream);
 
+// Model B's first stage backward with the fused BatchNorm (kernels/batchnorm_fused.hpp): from the
+// pool's gradient dpool (N, Cout, H/2, W/2), the window codes, BatchNorm's input conv_out
+// (N, Cout, H, W), its saved statistics and gamma, both BatchNorm's gradients dgamma, dbeta (Cout)
+// and the convolution's dweight, dbias, with BatchNorm's input gradient rebuilt while the filter
+// gradient stages it (never written): batchnorm_relu_maxpool_backward_sums into bn_workspace
+// (batchnorm_relu_maxpool_backward_workspace doubles), then the filter gradient through
+// `workspace` as conv3x3_backward_filter. Bit-identical to batchnorm_relu_maxpool_backward
+// followed by conv3x3_backward_filter. H and W even.
+void conv3x3_backward_filter_from_bn_maxpool(float* dweight, float* dbias, float* dgamma,
+                                             float* dbeta, const float* dpool,
+                                             const std::uint8_t* window, const float* conv_out,
+                                             const float* save_mean, const float* save_invstd,
+                                             const float* gamma, const float* in, int N, int Cin,
+                                             int Cout, int H, int W, double* bn_workspace,
+                                             float* workspace, cudaStream_t stream);
+
 }  // namespace octa::gpu

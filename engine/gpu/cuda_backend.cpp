@@ -14,11 +14,12 @@
 // fuse_batchnorm, on by default): in training each stage is the convolution with BatchNorm's
 // statistics from its epilogue, then one kernel for BatchNorm + ReLU + pool (which saves window
 // codes, not the activation), and backward one launcher for the pool's, ReLU's and BatchNorm's
-// backward before the convolution's; in evaluation BatchNorm is folded into the convolution's
-// weights and bias (folded_w/folded_b, recomputed before the first prediction after any training
-// step or load: the checkpointed parameters stay PyTorch's) and the stage is one kernel, conv +
-// BatchNorm + ReLU + pool. Unfused (and on cuDNN's path): the convolution, BatchNorm with the ReLU
-// fused into it (forward and backward), the pool.
+// backward before the convolution's (conv1, whose input gradient is not needed: folded into its
+// filter gradient's staging, so its dconv is never written); in evaluation BatchNorm is folded into
+// the convolution's weights and bias (folded_w/folded_b, recomputed before the first prediction
+// after any training step or load: the checkpointed parameters stay PyTorch's) and the stage is one
+// kernel, conv + BatchNorm + ReLU + pool. Unfused (and on cuDNN's path): the convolution, BatchNorm
+// with the ReLU fused into it (forward and backward), the pool.
 //
 // Convolutions (--conv): fused runs conv2's three passes (Cin = 32: long reductions) on the tensor
 // cores in 3xTF32 (kernels/conv3x3_tc.hpp) and conv1 (Cin = 1) on the CUDA cores
@@ -114,11 +115,12 @@ class PinnedHostBatch final : public data::HostBatch {
   cuda::Event read_done_;
 };
 
-// Phase names of a feature stage (NVTX ranges and phase_times()); the last four: model B's fused
+// Phase names of a feature stage (NVTX ranges and phase_times()); the last five: model B's fused
 // BatchNorm.
 struct StageNames {
   const char *conv_relu_pool, *conv, *bn, *pool, *pool_backward, *bn_backward, *conv_filter,
-      *conv_data, *pool_conv_filter, *conv_bn_stats, *bn_relu_pool, *bn_relu_pool_backward, *fold;
+      *conv_data, *pool_conv_filter, *conv_bn_stats, *bn_relu_pool, *bn_relu_pool_backward, *fold,
+      *bn_pool_conv_filter;
 };
 constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "conv1",
@@ -132,7 +134,8 @@ constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "conv1+bn1_stats",
                                   "bn1+relu+pool1",
                                   "pool1+relu+bn1.backward",
-                                  "bn1_fold"};
+                                  "bn1_fold",
+                                  "pool1+relu+bn1+conv1.backward_filter"};
 constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "conv2",
                                   "bn2+relu",
@@ -145,7 +148,8 @@ constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "conv2+bn2_stats",
                                   "bn2+relu+pool2",
                                   "pool2+relu+bn2.backward",
-                                  "bn2_fold"};
+                                  "bn2_fold",
+                                  "pool2+relu+bn2+conv2.backward_filter"};
 
 // One feature stage (conv3x3 [-> BatchNorm] -> ReLU -> maxpool) and its device buffers.
 struct Stage {
@@ -162,6 +166,9 @@ struct Stage {
   bool pool_into_filter = false;
   // Model B, octa's kernels, CudaBackendOptions::fuse_batchnorm: kernels/batchnorm_fused.hpp.
   bool fused_bn = false;
+  // fused_bn, a stage whose input gradient is not needed (conv1): BatchNorm's and the pool's
+  // backward folded into the filter gradient's kernel (CUDA cores), so dconv is never written.
+  bool bn_into_filter = false;
   DeviceBuffer<float> conv;  // conv output before BatchNorm (model B only)
   DeviceBuffer<float> act;   // after (BatchNorm and) ReLU: (N, cout, size, size)
   DeviceBuffer<float> pool;  // (N, cout, size/2, size/2)
@@ -347,10 +354,11 @@ class CudaBackend final : public TrainingBackend {
       s.bn_mean = table_.at(bn + ".running_mean").offset;
       s.bn_var = table_.at(bn + ".running_var").offset;
       s.conv = DeviceBuffer<float>(full, "conv output");
-      s.dconv = DeviceBuffer<float>(full, "conv output gradient");
       s.save_mean = DeviceBuffer<float>(static_cast<std::size_t>(cout), "BatchNorm mean");
       s.save_invstd = DeviceBuffer<float>(static_cast<std::size_t>(cout), "BatchNorm invstd");
       s.fused_bn = octa_kernels() && opt_.fuse_batchnorm;
+      s.bn_into_filter = s.fused_bn && !needs_input_gradient && !s.tensor_cores;
+      if (!s.bn_into_filter) s.dconv = DeviceBuffer<float>(full, "conv output gradient");
     }
     if (s.fused_bn) {
       const auto c = static_cast<std::size_t>(cout);
@@ -645,6 +653,18 @@ class CudaBackend final : public TrainingBackend {
       Phase phase(*this, s.names.pool_conv_filter);
       gpu::conv3x3_backward_filter_from_maxpool(G(s.w), G(s.b), dpool, s.act.data(), in, n, s.cin,
                                                 s.cout, s.size, s.size, filter_ws_.data(), stream_);
+      return;
+    }
+    if (s.bn_into_filter) {
+      OCTA_CHECK(din == nullptr,
+                 "stage_backward: {} folds BatchNorm and the pool into the filter gradient and "
+                 "computes no input gradient",
+                 s.names.bn_pool_conv_filter);
+      Phase phase(*this, s.names.bn_pool_conv_filter);
+      gpu::conv3x3_backward_filter_from_bn_maxpool(
+          G(s.w), G(s.b), G(s.bn_w), G(s.bn_b), dpool, s.window.data(), s.conv.data(),
+          s.save_mean.data(), s.save_invstd.data(), P(s.bn_w), in, n, s.cin, s.cout, s.size, s.size,
+          s.bn_backward_ws.data(), filter_ws_.data(), stream_);
       return;
     }
     const float* dconv = s.dact.data();

@@ -73,8 +73,9 @@ inline ConvInputs conv_inputs(const ConvShape& s, std::uint64_t seed) {
           random_vector<float>(count(s.Cout), seed + 2, -bound, bound)};
 }
 
-// The passes of a convolution case (kBatchNormTrain, kBatchNormEval: model B's fused BatchNorm,
-// fused_bn_cases.cpp: the forward with statistics, the folded eval form).
+// The passes of a convolution case (kBatchNormTrain, kBatchNormEval, kFromBnMaxpool: model B's
+// fused BatchNorm, fused_bn_cases.cpp: the forward with statistics, the folded eval form, conv1's
+// filter gradient with BatchNorm's backward in its staging).
 enum class ConvPass {
   kForward,
   kReluMaxpool,
@@ -82,7 +83,8 @@ enum class ConvPass {
   kBackwardFilter,
   kFromMaxpool,
   kBatchNormTrain,
-  kBatchNormEval
+  kBatchNormEval,
+  kFromBnMaxpool
 };
 
 // Which models' training steps run `pass` at a model shape (conv1: Cin 1; conv2), which is what
@@ -111,6 +113,8 @@ inline unsigned pass_models(ConvPass pass, const ConvShape& s, ConvImpl impl) {
     case ConvPass::kBatchNormTrain:
     case ConvPass::kBatchNormEval:
       return octa_kernels ? kModelB : 0;
+    case ConvPass::kFromBnMaxpool:
+      return conv1 && octa_kernels ? kModelB : 0;
   }
   return 0;
 }

@@ -10,7 +10,9 @@
 //     from zero), where the reference's BatchNorm runs on the kernel's own convolution output so
 //     that only the statistics are compared, and where a one-pass float variance is shown to fail;
 //   - the training backward, batchnorm_relu_maxpool_backward, against cpu::maxpool2x2_backward,
-//     relu_backward and batchnorm_backward;
+//     relu_backward and batchnorm_backward; and conv1's, conv3x3_backward_filter_from_bn_maxpool
+//     (BatchNorm's input gradient rebuilt in the filter gradient's staging), against the CPU and
+//     bit for bit against the two passes it replaces;
 //   - the eval form: batchnorm_fold_conv3x3 then <prefix>_relu_maxpool_forward over the folded
 //     weights, against cpu::conv3x3_forward, batchnorm_forward_eval, relu_forward, maxpool.
 // Shapes: model B's two stages at batch 64, and small ones that leave partial tiles (the CUDA
@@ -31,6 +33,7 @@
 #include "engine/selfcheck/conv_bodies.hpp"
 #include "engine/selfcheck/kernel_cases.hpp"
 #include "kernels/batchnorm_fused.hpp"
+#include "kernels/conv3x3.hpp"
 
 namespace octa::selfcheck {
 
@@ -310,6 +313,90 @@ KernelCase fused_backward_case(const BnPoolShape& s) {
 }
 
 // =============================================================================================
+// Model B's conv1 backward: BatchNorm's input gradient rebuilt in the filter gradient's staging
+// =============================================================================================
+
+// Model B's conv1 at batch 64, 3 and 67; small: partial 32-column chunks (W 10, 36), seven 28x28
+// images (two BatchNorm blocks per channel), Cout 33 (a partial 32-channel tile) and Cin 9 (the
+// kernel's Cin > 1 configuration).
+std::vector<ConvShape> from_bn_shapes() {
+  return {{64, 1, 32, 28, 28, kModel},
+          {3, 1, 32, 28, 28},
+          {67, 1, 32, 28, 28, kLarge},
+          {2, 1, 5, 6, 10},
+          {3, 1, 3, 10, 36},
+          {7, 1, 8, 28, 28},
+          {2, 9, 33, 6, 34}};
+}
+
+KernelCase from_bn_maxpool_case(const ConvLaunchers& L, const ConvShape& s) {
+  KernelCase c = conv_case(
+      "conv3x3_backward_filter_from_bn_maxpool", L.prefix, ConvImpl::kCudaCore,
+      ConvPass::kFromBnMaxpool, "", s,
+      "cpu::maxpool2x2_backward, relu_backward, batchnorm_backward, conv3x3_backward; and "
+      "gpu::batchnorm_relu_maxpool_backward + " +
+          L.name("backward_filter") + " bit for bit");
+  c.body = [L, s](CaseRun& r) {
+    const std::uint64_t seed = seed_of("fused bn backward filter " + s.tag());
+    const ConvInputs x = conv_inputs(s, seed);
+    const std::vector<float> y = random_vector<float>(s.out_size(), seed + 3, -2.0, 3.0);
+    const BnParams p(s.Cout, seed + 10);
+    const TrainRef fwd = train_ref(y, p, s.N, s.Cout, s.H, s.W);
+    const std::vector<std::uint8_t> codes = window_codes(fwd.act, s.H, s.W);
+    // The pool's gradient at the scale of a real one (see conv_bodies.hpp's filter gradient).
+    const std::vector<float> dpool =
+        random_vector<float>(s.pooled_size(), seed + 4, -1.0 / 64, 1.0 / 64);
+    std::vector<float> dy(s.out_size()), dconv(s.out_size()), dgamma(count(s.Cout)),
+        dbeta(count(s.Cout)), din(s.in_size()), dweight(s.weight_size()), dbias(count(s.Cout));
+    cpu::maxpool2x2_backward(dy.data(), dpool.data(), fwd.act.data(), s.N, s.Cout, s.H, s.W);
+    cpu::relu_backward(dy.data(), dy.data(), fwd.act.data(), dy.size());
+    cpu::batchnorm_backward(dconv.data(), dgamma.data(), dbeta.data(), dy.data(), y.data(),
+                            fwd.mean.data(), fwd.invstd.data(), p.gamma.data(), s.N, s.Cout,
+                            s.H * s.W);
+    cpu::conv3x3_backward(din.data(), dweight.data(), dbias.data(), dconv.data(), x.in.data(),
+                          x.weight.data(), s.N, s.Cin, s.Cout, s.H, s.W);
+
+    const auto in = r.upload(x.in), d_y = r.upload(y), d_dpool = r.upload(dpool),
+               mean = r.upload(fwd.mean), invstd = r.upload(fwd.invstd), gamma = r.upload(p.gamma);
+    const auto d_codes = r.upload(codes);
+    auto bws =
+        r.alloc<double>(gpu::batchnorm_relu_maxpool_backward_workspace(s.N, s.Cout, s.H, s.W));
+    auto ws = r.alloc<float>(gpu::conv3x3_backward_filter_workspace(s.N, s.Cin, s.Cout, s.H, s.W));
+    auto d_dconv = r.alloc<float>(s.out_size());
+    auto d_dw = r.alloc<float>(s.weight_size()), d_db = r.alloc<float>(count(s.Cout));
+    auto d_dg = r.alloc<float>(count(s.Cout)), d_dbt = r.alloc<float>(count(s.Cout));
+    // The two passes it replaces.
+    gpu::batchnorm_relu_maxpool_backward(
+        d_dconv.data(), d_dg.data(), d_dbt.data(), d_dpool.data(), d_codes.data(), d_y.data(),
+        mean.data(), invstd.data(), gamma.data(), s.N, s.Cout, s.H, s.W, bws.data(), r.stream());
+    L.backward_filter(d_dw.data(), d_db.data(), d_dconv.data(), in.data(), s.N, s.Cin, s.Cout, s.H,
+                      s.W, ws.data(), r.stream());
+    const std::vector<float> two_dw = r.download(d_dw), two_db = r.download(d_db),
+                             two_dg = r.download(d_dg), two_dbt = r.download(d_dbt);
+    for (auto* a : {&d_dw, &d_db, &d_dg, &d_dbt}) a->poison();
+    bws.poison();
+    ws.poison();
+    r.launch([&] {
+      gpu::conv3x3_backward_filter_from_bn_maxpool(
+          d_dw.data(), d_db.data(), d_dg.data(), d_dbt.data(), d_dpool.data(), d_codes.data(),
+          d_y.data(), mean.data(), invstd.data(), gamma.data(), in.data(), s.N, s.Cin, s.Cout, s.H,
+          s.W, bws.data(), ws.data(), r.stream());
+    });
+    const std::vector<float> got_dw = r.download(d_dw), got_db = r.download(d_db),
+                             got_dg = r.download(d_dg), got_dbt = r.download(d_dbt);
+    r.check("dweight", got_dw, dweight, tol::kGpuVsCpu);
+    r.check("dbias", got_db, dbias, tol::kGpuVsCpu);
+    r.check("dgamma", got_dg, dgamma, tol::kGpuVsCpu);
+    r.check("dbeta", got_dbt, dbeta, tol::kGpuVsCpu);
+    r.check("dweight vs the two passes", got_dw, two_dw, tol::kExact);
+    r.check("dbias vs the two passes", got_db, two_db, tol::kExact);
+    r.check("dgamma vs the two passes", got_dg, two_dg, tol::kExact);
+    r.check("dbeta vs the two passes", got_dbt, two_dbt, tol::kExact);
+  };
+  return c;
+}
+
+// =============================================================================================
 // Evaluation: BatchNorm folded into the convolution
 // =============================================================================================
 
@@ -384,6 +471,9 @@ std::vector<KernelCase> fused_bn_cases(const CaseOptions& options) {
     for (const ConvShape& s : fused_conv_shapes()) {
       cases.push_back(folded_eval_case(*launchers, impl, s));
     }
+  }
+  for (const ConvShape& s : from_bn_shapes()) {
+    cases.push_back(from_bn_maxpool_case(options.cuda_core, s));
   }
   for (const BnPoolShape& s : bn_pool_shapes()) cases.push_back(fused_backward_case(s));
   return cases;

@@ -1,12 +1,13 @@
 // engine/selfcheck/fused_bn_step_case.cpp: the case of the case table that runs model B's two
 // feature stages with the fused BatchNorm the way the CUDA backend does (engine/gpu/
 // cuda_backend.cpp): conv1 + statistics, BatchNorm + ReLU + pool, conv2 + statistics, BatchNorm +
-// ReLU + pool; then the fused backward of both stages with conv2's filter and data gradients and
-// conv1's filter gradient; then Adam over all their parameters; for several steps, against the
-// CPU reference's unfused chain (engine/cpu/ops.hpp, engine/optim) step for step. The loss is a
-// fixed linear function of pool2 (its gradient a fixed random tensor at a real gradient's scale),
-// so no cuBLAS layer is needed and the emulator runs it. On the tensor cores (the --conv fused
-// path: conv2 there, conv1 on the CUDA cores) and on the CUDA cores (--conv fused-fp32).
+// ReLU + pool; then the fused backward of stage 2 with conv2's filter and data gradients, and
+// conv1's filter gradient with stage 1's backward in its staging; then Adam over all their
+// parameters; for several steps, against the CPU reference's unfused chain (engine/cpu/ops.hpp,
+// engine/optim) step for step. The loss is a fixed linear function of pool2 (its gradient a fixed
+// random tensor at a real gradient's scale), so no cuBLAS layer is needed and the emulator runs it.
+// On the tensor cores (the --conv fused path: conv2 there, conv1 on the CUDA cores) and on the CUDA
+// cores (--conv fused-fp32).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -22,6 +23,7 @@
 #include "engine/selfcheck/case_inputs.hpp"
 #include "engine/selfcheck/kernel_cases.hpp"
 #include "kernels/batchnorm_fused.hpp"
+#include "kernels/conv3x3.hpp"
 #include "kernels/optimizer.hpp"
 
 namespace octa::selfcheck {
@@ -94,11 +96,11 @@ KernelCase stages_case(const ConvLaunchers& conv1, const ConvLaunchers& conv2, C
       fmt::format("model B stages, fused BatchNorm ({} conv2) N{} x{}", conv2.prefix, N, steps);
   c.group = conv2.prefix;
   c.launcher = fmt::format(
-      "gpu::{} + batchnorm_relu_maxpool_forward_train (conv1: {}), {}, batchnorm_relu_maxpool_"
-      "backward, {}, {}, {}, adam_update: the CUDA backend's sequence",
-      conv2.name("forward_bn_stats"), conv1.name("forward_bn_stats"),
-      conv2.name("forward_bn_stats"), conv2.name("backward_filter"), conv2.name("backward_data"),
-      conv1.name("backward_filter"));
+      "the CUDA backend's sequence: gpu::{} and {}, each + batchnorm_relu_maxpool_forward_train; "
+      "batchnorm_relu_maxpool_backward, {}, {}; conv3x3_backward_filter_from_bn_maxpool; "
+      "adam_update",
+      conv1.name("forward_bn_stats"), conv2.name("forward_bn_stats"), conv2.name("backward_filter"),
+      conv2.name("backward_data"));
   c.shape = fmt::format("N={}: conv1 1>32 28x28, conv2 32>64 14x14, {} Adam steps", N, steps);
   c.reference =
       "cpu::conv3x3_forward, batchnorm_forward_train, relu, maxpool and their "
@@ -154,8 +156,7 @@ KernelCase stages_case(const ConvLaunchers& conv1, const ConvLaunchers& conv2, C
               tiles2 = conv2.bn_stats_tiles(N, kH2, kH2);
     auto x = r.alloc<float>(count(N, 1, kH1, kH1));
     auto y1 = r.alloc<float>(n1), q1 = r.alloc<float>(n1 / 4), dq1 = r.alloc<float>(n1 / 4);
-    auto y2 = r.alloc<float>(n2), q2 = r.alloc<float>(n2 / 4), dy1 = r.alloc<float>(n1),
-         dy2 = r.alloc<float>(n2);
+    auto y2 = r.alloc<float>(n2), q2 = r.alloc<float>(n2 / 4), dy2 = r.alloc<float>(n2);
     auto st1 = r.alloc<double>(3 * count(kC1) * count(tiles1)),
          st2 = r.alloc<double>(3 * count(kC2) * count(tiles2));
     auto w1 = r.alloc<std::uint8_t>(n1 / 4), w2 = r.alloc<std::uint8_t>(n2 / 4);
@@ -194,11 +195,9 @@ KernelCase stages_case(const ConvLaunchers& conv1, const ConvLaunchers& conv2, C
         conv2.backward_filter(G + L.w2, G + L.b2, dy2.data(), q1.data(), N, kC1, kC2, kH2, kH2,
                               fws.data(), s);
         conv2.backward_data(dq1.data(), dy2.data(), P + L.w2, N, kC1, kC2, kH2, kH2, s);
-        gpu::batchnorm_relu_maxpool_backward(dy1.data(), G + L.g1, G + L.be1, dq1.data(), w1.data(),
-                                             y1.data(), mean1.data(), inv1.data(), P + L.g1, N, kC1,
-                                             kH1, kH1, bws1.data(), s);
-        conv1.backward_filter(G + L.w1, G + L.b1, dy1.data(), x.data(), N, 1, kC1, kH1, kH1,
-                              fws.data(), s);
+        gpu::conv3x3_backward_filter_from_bn_maxpool(
+            G + L.w1, G + L.b1, G + L.g1, G + L.be1, dq1.data(), w1.data(), y1.data(), mean1.data(),
+            inv1.data(), P + L.g1, x.data(), N, 1, kC1, kH1, kH1, bws1.data(), fws.data(), s);
         gpu::adam_update(P, G, d_m.data(), d_v.data(), L.total, hp, step.data(), s);
       });
     }

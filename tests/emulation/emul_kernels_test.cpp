@@ -676,6 +676,17 @@ TEST_CASE("emulated fused BatchNorm launchers refuse bad arguments before any la
                     Contains("conv3x3_forward_bn_stats: stats") && Contains("must not be null"));
   CHECK_THROWS_WITH(gpu::conv3x3_tc_forward_bn_stats(p, d.data(), p, p, p, 1, 0, 1, 4, 4, nullptr),
                     Contains("conv3x3_tc_forward_bn_stats: Cin = 0 must be positive"));
+  const char* filter = "conv3x3_backward_filter_from_bn_maxpool";
+  CHECK_THROWS_WITH(
+      gpu::conv3x3_backward_filter_from_bn_maxpool(p, p, p, p, p, w.data(), p, p, p, p, p, 2, 1, 3,
+                                                   6, 5, d.data(), p, nullptr),
+      Contains(filter) && Contains("must both be even"));
+  CHECK_THROWS_WITH(gpu::conv3x3_backward_filter_from_bn_maxpool(
+                        p, p, p, p, p, nullptr, p, p, p, p, p, 2, 1, 3, 6, 6, d.data(), p, nullptr),
+                    Contains(std::string(filter) + ": window must not be null"));
+  CHECK_THROWS_WITH(gpu::conv3x3_backward_filter_from_bn_maxpool(
+                        p, p, p, p, p, w.data(), p, p, p, p, p, 2, 1, 3, 6, 6, nullptr, p, nullptr),
+                    Contains(std::string(filter) + ": bn_workspace"));
   CHECK(gpu::conv3x3_bn_stats_tiles(3, 28, 28) == 3 * 4);  // 16x16-pixel tiles
   CHECK(gpu::conv3x3_tc_bn_stats_tiles(3, 6, 10) == 3);    // 180 pixels in blocks of 64
   CHECK(emul::launches().empty());

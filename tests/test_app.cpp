@@ -150,6 +150,16 @@ TEST_CASE("train_gpu trains on real MNIST, writes metrics JSON and checkpoints, 
   const auto j3 = nlohmann::json::parse(in3);
   CHECK(j3["epochs"][0].contains("test_accuracy"));
 
+  // The reference path, for comparisons: --device cpu-ref.
+  const RunResult ref = train_gpu(fmt::format(
+      "--device cpu-ref --no-download --data-dir {} --max-train 128 --max-test 100 --epochs 1 "
+      "--no-checkpoint",
+      quoted(*data)));
+  INFO(ref.output);
+  CHECK(ref.exit_code == 0);
+  CHECK_THAT(ref.output, Catch::Contains("cpu reference"));
+  CHECK_THAT(first.output, Catch::Contains("on cpu (") && !Catch::Contains("cpu reference"));
+
   std::ifstream in2(dir / "metrics2.json");
   const auto j2 = nlohmann::json::parse(in2);
   REQUIRE(j2["epochs"].size() == 1);

@@ -60,13 +60,13 @@ TEST_CASE("train_gpu --conv auto on the CPU path is a no-op that says the CPU pa
                               shell_quoted(dir.path()), shell_quoted(dir / "metrics.json")));
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
-  CHECK_THAT(r.output, Catch::Contains("--conv auto: the CPU reference path is in use"));
+  CHECK_THAT(r.output, Catch::Contains("--conv auto: the CPU path is in use"));
   CHECK_THAT(r.output, !Catch::Contains("kernel self-check"));
   std::ifstream in(dir / "metrics.json");
   const nlohmann::json j = nlohmann::json::parse(in);
   CHECK(j["conv"]["requested"] == "auto");
   CHECK(j["conv"]["chosen"].is_null());
-  CHECK_THAT(j["conv"]["why"].get<std::string>(), Catch::Contains("CPU reference path"));
+  CHECK_THAT(j["conv"]["why"].get<std::string>(), Catch::Contains("CPU path"));
 }
 
 TEST_CASE("train_gpu --help offers --conv auto and --no-check", "[cpu][app][conv]") {

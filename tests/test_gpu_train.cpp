@@ -21,7 +21,9 @@
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/compare.hpp"
+#include "tests/support/compare_states.hpp"
 #include "tests/support/forwarding_backend.hpp"
+#include "tests/support/run_steps.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/synthetic.hpp"
 
@@ -41,22 +43,6 @@ octa::BackendConfig config(Arch arch, int batch) {
   return c;
 }
 
-// Runs `steps` training steps of a backend over the same batches; returns each step's mean loss.
-std::vector<double> run_steps(octa::TrainingBackend& b, const octa::data::Split& split, int batch,
-                              int steps) {
-  octa::data::BatchLoader loader(split, batch, /*shuffle=*/true, /*drop_last=*/false, 9, 8);
-  loader.start_epoch(0);
-  std::vector<float> x(static_cast<std::size_t>(batch) * 784), y(static_cast<std::size_t>(batch));
-  std::vector<double> losses;
-  for (int s = 0; s < steps; ++s) {
-    const auto bi = static_cast<std::size_t>(s) % loader.num_batches();
-    const int n = loader.fill(bi, x.data(), y.data(), nullptr);
-    b.train_step(x.data(), y.data(), n, s);
-    losses.push_back(b.take_loss_sum() / n);
-  }
-  return losses;
-}
-
 void compare_with_cpu(Arch arch, ConvPath conv, int batch, int steps) {
   INFO("model " << octa::arch_name(arch) << ", --conv " << octa::conv_path_name(conv) << ", batch "
                 << batch << ", " << steps << " steps");
@@ -65,14 +51,14 @@ void compare_with_cpu(Arch arch, ConvPath conv, int batch, int steps) {
   octa::CudaBackendOptions opt;
   opt.conv = conv;
   auto gpu = octa::make_cuda_backend(config(arch, batch), opt);
-  const auto l_cpu = run_steps(*cpu, split, batch, steps);
-  const auto l_gpu = run_steps(*gpu, split, batch, steps);
+  const auto l_cpu = octa::test::run_steps(*cpu, split, batch, steps);
+  const auto l_gpu = octa::test::run_steps(*gpu, split, batch, steps);
   OCTA_CHECK_CLOSE("losses", l_gpu.data(), l_cpu.data(), l_cpu.size(),
                    octa::test::tol::kGpuStepVsCpu);
-  const auto p_cpu = cpu->model_state(), p_gpu = gpu->model_state();
-  OCTA_CHECK_CLOSE("parameters and buffers", p_gpu.values.data(), p_cpu.values.data(),
-                   p_cpu.values.size(), octa::test::tol::kGpuStepVsCpu);
-  CHECK(p_gpu.num_batches_tracked == p_cpu.num_batches_tracked);
+  // Model B's convolution biases before BatchNorm are bounded, not compared (compare_states.hpp).
+  octa::test::check_states_close(octa::ParamTable::for_arch(arch), gpu->model_state(),
+                                 cpu->model_state(), 9, steps, 1e-3,
+                                 octa::test::tol::kGpuStepVsCpu);
   const auto o_cpu = cpu->optimizer_state(), o_gpu = gpu->optimizer_state();
   CHECK(o_gpu.step == o_cpu.step);
   OCTA_CHECK_CLOSE("exp_avg", o_gpu.m.data(), o_cpu.m.data(), o_cpu.m.size(),
@@ -210,8 +196,9 @@ TEST_CASE("GPU training is deterministic: two runs from one seed give identical 
       opt.conv = conv;
       auto g1 = octa::make_cuda_backend(config(arch, 64), opt);
       auto g2 = octa::make_cuda_backend(config(arch, 64), opt);
-      const auto l1 = run_steps(*g1, split, 64, 16);  // past warm-up: graph replays included
-      const auto l2 = run_steps(*g2, split, 64, 16);
+      const auto l1 =
+          octa::test::run_steps(*g1, split, 64, 16);  // past warm-up: graph replays included
+      const auto l2 = octa::test::run_steps(*g2, split, 64, 16);
       INFO("model " << octa::arch_name(arch) << ", --conv " << octa::conv_path_name(conv));
       CHECK(l1 == l2);
       CHECK(g1->model_state().values == g2->model_state().values);
@@ -240,7 +227,7 @@ TEST_CASE("State moves between the GPU and the CPU engines unchanged", "[gpu][tr
   const auto split = octa::test::synthetic_split(200, 8);
   octa::CudaBackendOptions opt;
   auto gpu = octa::make_cuda_backend(config(Arch::kB, 64), opt);
-  run_steps(*gpu, split, 64, 5);
+  octa::test::run_steps(*gpu, split, 64, 5);
   const auto model = gpu->model_state();
   const auto optim = gpu->optimizer_state();
   auto cpu = octa::make_cpu_backend(config(Arch::kB, 64));
@@ -314,8 +301,8 @@ TEST_CASE("GPU: phase timing names every phase of the step and changes no number
     CHECK(plain->phase_times().empty());
     opt.time_phases = true;
     auto timed = octa::make_cuda_backend(config(arch, 64), opt);
-    const auto l_plain = run_steps(*plain, split, 64, 6);
-    const auto l_timed = run_steps(*timed, split, 64, 6);
+    const auto l_plain = octa::test::run_steps(*plain, split, 64, 6);
+    const auto l_timed = octa::test::run_steps(*timed, split, 64, 6);
     CHECK(l_plain == l_timed);
     const auto phases = timed->phase_times();
     std::vector<std::string> names;

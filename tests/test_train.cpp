@@ -1,6 +1,7 @@
-// tests/test_train.cpp: the training loop end to end on the CPU path: determinism from a seed, the
-// NaN/Inf guard keeping the last good checkpoint, and real MNIST learning well past the majority
-// baseline (which fails loudly for the tutorial's sigmoid-of-sigmoid class of bug).
+// tests/test_train.cpp: the training loop end to end on the CPU paths: determinism from a seed (the
+// reference and the fast backend), the NaN/Inf guard keeping the last good checkpoint, and real
+// MNIST learning well past the majority baseline on the fast backend, what train_gpu --device cpu
+// runs (which fails loudly for the tutorial's sigmoid-of-sigmoid class of bug).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include "engine/io/safetensors.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/exports.hpp"
+#include "engine/train/fast_cpu_backend.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/forwarding_backend.hpp"
 #include "tests/support/real_data.hpp"
@@ -64,18 +66,21 @@ TEST_CASE("Two runs from one seed give identical losses and weights, whatever th
   o.batch_size = 32;
   o.test_batch_size = 40;
   o.seed = 3;
-  for (const Arch arch : {Arch::kA, Arch::kB}) {
-    auto b1 = octa::make_cpu_backend(config(arch, 40));
-    auto b2 = octa::make_cpu_backend(config(arch, 40));
-    const auto r1 = octa::train(*b1, train, test, o);
-    o.loader_threads = 3;  // batches prepared by several threads: the same batches, in order
-    const auto r2 = octa::train(*b2, train, test, o);
-    o.loader_threads = 1;
-    REQUIRE(r1.epochs.size() == 2);
-    for (int e = 0; e < 2; ++e) CHECK(r1.epochs[e].mean_loss == r2.epochs[e].mean_loss);
-    CHECK(std::isfinite(r1.epochs[1].mean_loss));
-    CHECK(b1->model_state().values == b2->model_state().values);
-    CHECK(r1.test.roc_auc == r2.test.roc_auc);
+  for (const auto make : {&octa::make_cpu_backend, &octa::make_fast_cpu_backend}) {
+    for (const Arch arch : {Arch::kA, Arch::kB}) {
+      auto b1 = make(config(arch, 40));
+      auto b2 = make(config(arch, 40));
+      INFO(b1->description() << ", model " << octa::arch_name(arch));
+      const auto r1 = octa::train(*b1, train, test, o);
+      o.loader_threads = 3;  // batches prepared by several threads: the same batches, in order
+      const auto r2 = octa::train(*b2, train, test, o);
+      o.loader_threads = 1;
+      REQUIRE(r1.epochs.size() == 2);
+      for (int e = 0; e < 2; ++e) CHECK(r1.epochs[e].mean_loss == r2.epochs[e].mean_loss);
+      CHECK(std::isfinite(r1.epochs[1].mean_loss));
+      CHECK(b1->model_state().values == b2->model_state().values);
+      CHECK(r1.test.roc_auc == r2.test.roc_auc);
+    }
   }
 }
 
@@ -100,8 +105,9 @@ TEST_CASE("A NaN loss stops the run with a clear message and keeps the last good
                     [](float v) { return std::isfinite(v); }));
 }
 
-TEST_CASE("Model A trained on the CPU on real MNIST beats the majority baseline widely",
-          "[cpu][train][real][slow]") {
+TEST_CASE(
+    "Model A trained on the fast CPU backend on real MNIST beats the majority baseline widely",
+    "[cpu][train][real][slow]") {
   const auto dir = octa::test::real_mnist_dir();
   if (!dir) OCTA_SKIP(octa::test::real_mnist_missing_reason());
   octa::data::FindOptions find;
@@ -112,8 +118,10 @@ TEST_CASE("Model A trained on the CPU on real MNIST beats the majority baseline 
   o.batch_size = 64;
   o.test_batch_size = 1000;
   o.seed = 0;
-  auto backend = octa::make_cpu_backend(config(Arch::kA, 1000));
-  const auto r = octa::train(*backend, mnist.train, mnist.test, o);  // one epoch: ~40 s here
+  auto cfg = config(Arch::kA, 1000);
+  cfg.train_batch = 64;
+  auto backend = octa::make_fast_cpu_backend(cfg);
+  const auto r = octa::train(*backend, mnist.train, mnist.test, o);  // one epoch: ~10-20 s here
   const auto& m = r.test;
   INFO("accuracy " << m.accuracy << " F1 " << m.f1 << " AUC " << m.roc_auc << " loss "
                    << r.epochs[0].mean_loss);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <type_traits>
 
@@ -47,6 +48,12 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, 
     cblas_dgemm(CblasRowMajor, op(trans_a), op(trans_b), M, N, K, alpha, A, lda, B, ldb, beta, C,
                 ldc);
   }
+}
+
+void set_blas_threads(int n) {
+  OCTA_CHECK(n > 0, "set_blas_threads: {} threads", n);
+  static std::atomic<int> in_force{0};  // 0: whatever OpenBLAS started with
+  if (in_force.exchange(n) != n) openblas_set_num_threads(n);
 }
 
 BlasInfo blas_info() {

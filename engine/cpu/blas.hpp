@@ -15,6 +15,12 @@ template <class T>
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, T alpha, const T* A, int lda, const T* B,
           int ldb, T beta, T* C, int ldc);
 
+// OpenBLAS's own thread count for the calls that follow, on any thread. The reference path runs
+// on OpenBLAS's threads alone; the fast CPU backend calls BLAS from its own threads and sets 1, so
+// the two threading layers never run at once (idle OpenBLAS threads spin and yield against busy
+// ones: the sched_yield storm of issue 15). Does nothing when n is already in force. n > 0.
+void set_blas_threads(int n);
+
 // What OpenBLAS is running, for the log: its build configuration, the kernel family it chose for
 // this CPU, and its thread count. OpenBLAS 0.3.21 (Debian 12) does not recognise some recent Xeons
 // under KVM and falls back to its generic "Prescott" (SSE3) kernels, about 3x slower than the

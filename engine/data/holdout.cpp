@@ -47,7 +47,7 @@ HeldOut hold_out(const Split& split, int n, std::uint64_t seed) {
   return h;
 }
 
-RunSplits run_splits(const Mnist& mnist, int val_size, std::uint64_t seed, std::size_t max_train,
+RunSplits run_splits(Mnist mnist, int val_size, std::uint64_t seed, std::size_t max_train,
                      std::size_t max_test) {
   RunSplits r;
   if (val_size > 0) {
@@ -55,9 +55,9 @@ RunSplits run_splits(const Mnist& mnist, int val_size, std::uint64_t seed, std::
     r.train = max_train > 0 ? take_first(h.train, max_train) : std::move(h.train);
     r.validation = std::move(h.validation);
   } else {
-    r.train = max_train > 0 ? take_first(mnist.train, max_train) : mnist.train;
+    r.train = max_train > 0 ? take_first(mnist.train, max_train) : std::move(mnist.train);
   }
-  r.test = max_test > 0 ? take_first(mnist.test, max_test) : mnist.test;
+  r.test = max_test > 0 ? take_first(mnist.test, max_test) : std::move(mnist.test);
   return r;
 }
 

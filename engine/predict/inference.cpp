@@ -10,6 +10,7 @@
 #include "engine/data/transform.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/train/cpu_backend.hpp"
+#include "engine/train/fast_cpu_backend.hpp"
 #if defined(OCTA_HAVE_CUDA)
 #include "engine/gpu/cuda_backend.hpp"
 #endif
@@ -72,10 +73,12 @@ std::unique_ptr<TrainingBackend> make_inference_backend(const std::string& devic
 #endif
     }
     OCTA_CHECK(device != "cuda", "--device cuda: {}", probe.reason);
-    spdlog::warn("No GPU: {}. Predicting on the CPU reference path instead (see --device).",
-                 probe.reason);
+    spdlog::warn("No GPU: {}. Predicting on the CPU instead (see --device).", probe.reason);
   }
-  return make_cpu_backend(config);
+  // The fast CPU backend, as train_gpu --device cpu evaluates with (so a re-evaluation gives the
+  // figures a CPU run wrote), its activations for pieces of at most 64 images.
+  config.train_batch = std::min(config.max_batch, 64);
+  return make_fast_cpu_backend(config);
 }
 
 std::vector<float> predict_logits(TrainingBackend& backend, std::span<const std::uint8_t> images,

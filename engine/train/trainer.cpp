@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include <spdlog/spdlog.h>
 
 #include "engine/core/error.hpp"
@@ -53,6 +55,20 @@ BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int b
   return metrics;
 }
 
+namespace {
+
+// User + system CPU time of the whole process so far, in seconds.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto s = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec);
+  };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+}  // namespace
+
 TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                   const data::Split& test_split, const TrainOptions& opt, int epochs_done) {
   OCTA_CHECK(opt.epochs > 0, "--epochs: must be positive, got {}", opt.epochs);
@@ -84,6 +100,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
   for (int epoch = epochs_done; epoch < opt.epochs; ++epoch) {
     std::int64_t epoch_images = 0;
     double loss_sum = 0.0;
+    const double cpu0 = process_cpu_seconds();
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, opt.epochs),
                       static_cast<std::int64_t>(train_split.count), opt.interactive);
     for (std::int64_t b = 0; b < steps_per_epoch; ++b) {
@@ -112,6 +129,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     EpochStats stats;
     stats.epoch = epoch + 1;
     stats.seconds = progress.finish();
+    stats.cpu_seconds = process_cpu_seconds() - cpu0;
     stats.mean_loss = epoch_images > 0 ? loss_sum / static_cast<double>(epoch_images) : NAN;
     stats.images_per_second = static_cast<double>(epoch_images) / stats.seconds;
     if (opt.eval_every_epoch) {
@@ -151,6 +169,7 @@ nlohmann::json to_json(const EpochStats& e) {
   nlohmann::json j = {{"epoch", e.epoch},
                       {"mean_loss", e.mean_loss},
                       {"seconds", e.seconds},
+                      {"cpu_seconds", e.cpu_seconds},
                       {"images_per_second", e.images_per_second}};
   if (std::isfinite(e.test_accuracy)) j["test_accuracy"] = e.test_accuracy;
   return j;

@@ -42,6 +42,7 @@ struct EpochStats {
   int epoch = 0;         // 1-based
   double mean_loss = 0;  // mean BCE over every training sample of the epoch
   double seconds = 0;
+  double cpu_seconds = 0;  // the process's user + system CPU time over the epoch, all threads
   double images_per_second = 0;
   double test_accuracy = NAN;  // with TrainOptions::eval_every_epoch
 };

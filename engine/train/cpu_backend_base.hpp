@@ -1,0 +1,93 @@
+// engine/train/cpu_backend_base.hpp: what the two CPU backends (cpu_backend.cpp, the reference;
+// fast_cpu_backend.cpp) share around their models: the model and optimiser state, the training
+// step (forward, BCE with logits, backward, update), the loss bookkeeping, evaluation in pieces
+// of the activations' batch, and loading state. Net is CpuModel<float> or cpu_fast::FastModel
+// (the same forward/backward contract).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "engine/core/error.hpp"
+#include "engine/core/philox.hpp"
+#include "engine/cpu/ops.hpp"
+#include "engine/optim/optimizer.hpp"
+#include "engine/train/backend.hpp"
+#include "engine/train/cpu_backend.hpp"
+
+namespace octa {
+
+template <class Net>
+class CpuBackendBase : public TrainingBackend {
+ public:
+  explicit CpuBackendBase(const BackendConfig& cfg)
+      : cfg_(cfg),
+        table_(ParamTable::for_arch(cfg.arch)),
+        net_(table_, cfg.activation_batch()),
+        optimizer_(cfg.optimizer, table_.num_trainable()),
+        grads_(table_.num_trainable()),
+        logits_(static_cast<std::size_t>(cfg.activation_batch())),
+        dlogits_(static_cast<std::size_t>(cfg.activation_batch())) {
+    model_.values.assign(table_.num_total(), 0.0f);
+    init_parameters(table_, model_.values.data(), cfg.seed);
+  }
+
+  const ParamTable& table() const override { return table_; }
+
+  void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
+    use_threads();
+    net_.forward(model_.values.data(), images, n, /*train=*/true, cfg_.seed,
+                 rng_stream(RngStream::kDropout, static_cast<std::uint64_t>(step)), logits_.data());
+    if (!table_.batchnorm_layers().empty()) ++model_.num_batches_tracked;
+    const double loss =
+        cpu::bce_with_logits(dlogits_.data(), logits_.data(), targets, n, cfg_.pos_weight);
+    loss_sum_ += loss * n;
+    net_.backward(model_.values.data(), dlogits_.data(), grads_.data());
+    update();
+  }
+
+  double take_loss_sum() override {
+    const double s = loss_sum_;
+    loss_sum_ = 0.0;
+    return s;
+  }
+
+  // In pieces of the activations' batch: eval mode treats every image on its own.
+  void predict(const float* images, int n, float* logits) override {
+    use_threads();
+    const int piece = cfg_.activation_batch();
+    for (int i = 0; i < n; i += piece) {
+      const int m = std::min(piece, n - i);
+      net_.forward(model_.values.data(),
+                   images + static_cast<std::size_t>(i) * kImageSize * kImageSize, m,
+                   /*train=*/false, 0, 0, logits + i);
+    }
+  }
+
+  ModelState model_state() override { return model_; }
+  OptimizerState optimizer_state() override { return optimizer_.state(); }
+
+  void load(const ModelState& model, const OptimizerState* optimizer) override {
+    OCTA_CHECK(model.values.size() == table_.num_total(), "model state has {} values, expected {}",
+               model.values.size(), table_.num_total());
+    model_ = model;
+    if (optimizer) optimizer_.state() = *optimizer;
+  }
+
+ protected:
+  // Sets the threading this backend computes with, before each step or evaluation.
+  virtual void use_threads() = 0;
+  // One optimiser update of model_ from grads_.
+  virtual void update() { optimizer_.step(model_.values.data(), grads_.data()); }
+
+  BackendConfig cfg_;
+  ParamTable table_;
+  Net net_;
+  Optimizer optimizer_;
+  ModelState model_;
+  std::vector<float> grads_, logits_, dlogits_;
+  double loss_sum_ = 0.0;
+};
+
+}  // namespace octa

@@ -117,25 +117,22 @@ namespace {
 
 // Model B's fused BatchNorm (CudaBackendOptions::fuse_batchnorm: kernels/batchnorm_fused.hpp)
 // against the unfused kernels it replaces, on one of octa's convolution paths: the same batches
-// (graph replays and a partial batch included), then evaluation (the folded form), again after
-// more steps (the fold follows the parameters), and after loading the other engine's state.
+// (graph replays and a partial batch included), PyTorch's Adam; the states compared by the one
+// rule of compare_states.hpp (the convolution biases before BatchNorm are bounded). Evaluation
+// (the folded form) against an unfused engine holding the same state, so that the fold is what is
+// compared: at initialisation, after the steps, after more steps (the fold follows the
+// parameters and running statistics) and after the fused engine loads a state.
 void compare_fused_with_unfused(ConvPath conv, int batch, int steps) {
   INFO("model B, --conv " << octa::conv_path_name(conv) << ", batch " << batch << ", " << steps
                           << " steps");
   const auto split = octa::test::synthetic_split(3 * batch + 5, 31);
-  // Adam with eps 1e-5 instead of 1e-8: conv1's and conv2's biases feed BatchNorm, which cancels
-  // them, so their gradient is zero in exact arithmetic and what either engine computes is
-  // rounding noise (~1e-9 at batch 64), different in the two. At eps 1e-8 Adam's normalisation
-  // turns it into steps of up to lr, and the biases and running means of two correct engines part
-  // by more than the tolerance in 20 steps; at 1e-5 the noise moves them by ~1e-4 lr while every
-  // real gradient (1e-4 and up) still gets Adam's normalised step.
-  octa::BackendConfig cfg = config(Arch::kB, batch);
-  cfg.optimizer.eps = 1e-5;
+  const octa::BackendConfig cfg = config(Arch::kB, batch);
   octa::CudaBackendOptions opt;
   opt.conv = conv;
   auto fused = octa::make_cuda_backend(cfg, opt);
   opt.fuse_batchnorm = false;
   auto unfused = octa::make_cuda_backend(cfg, opt);
+  auto evaluator = octa::make_cuda_backend(cfg, opt);  // unfused, loaded with the fused one's state
   CHECK(fused->description().find("unfused") == std::string::npos);
   CHECK_THAT(unfused->description(), Catch::Contains("BatchNorm unfused"));
   const auto tol = octa::test::tol::kGpuStepVsCpu;
@@ -144,34 +141,36 @@ void compare_fused_with_unfused(ConvPath conv, int batch, int steps) {
   octa::data::BatchLoader loader(split, batch, false, false, 0, 8);
   const int n = loader.fill(0, x.data(), y.data(), nullptr);
   std::vector<float> z_fused(static_cast<std::size_t>(n)), z_unfused(z_fused.size());
-  const auto predictions_agree = [&](const char* when) {
+  const auto predictions_agree = [&](const char* when, octa::TrainingBackend& other) {
     INFO(when);
     fused->predict(x.data(), n, z_fused.data());
-    unfused->predict(x.data(), n, z_unfused.data());
+    other.predict(x.data(), n, z_unfused.data());
     OCTA_CHECK_CLOSE("eval logits", z_fused.data(), z_unfused.data(), z_unfused.size(), tol);
   };
-  predictions_agree("at initialisation");
+  predictions_agree("at initialisation", *unfused);
 
-  const auto l_fused = run_steps(*fused, split, batch, steps);
-  const auto l_unfused = run_steps(*unfused, split, batch, steps);
+  const auto l_fused = octa::test::run_steps(*fused, split, batch, steps);
+  const auto l_unfused = octa::test::run_steps(*unfused, split, batch, steps);
   OCTA_CHECK_CLOSE("losses", l_fused.data(), l_unfused.data(), l_unfused.size(), tol);
-  const auto p_fused = fused->model_state(), p_unfused = unfused->model_state();
-  OCTA_CHECK_CLOSE("parameters and running statistics", p_fused.values.data(),
-                   p_unfused.values.data(), p_unfused.values.size(), tol);
-  CHECK(p_fused.num_batches_tracked == p_unfused.num_batches_tracked);
+  const auto p_fused = fused->model_state();
+  octa::test::check_states_close(octa::ParamTable::for_arch(Arch::kB), p_fused,
+                                 unfused->model_state(), cfg.seed, steps, cfg.optimizer.lr, tol);
   const auto o_fused = fused->optimizer_state(), o_unfused = unfused->optimizer_state();
+  CHECK(o_fused.step == o_unfused.step);
   OCTA_CHECK_CLOSE("exp_avg", o_fused.m.data(), o_unfused.m.data(), o_unfused.m.size(), tol);
   OCTA_CHECK_CLOSE("exp_avg_sq", o_fused.v.data(), o_unfused.v.data(), o_unfused.v.size(), tol);
-  predictions_agree("after the training steps");
+
+  evaluator->load(p_fused, nullptr);
+  predictions_agree("after the training steps", *evaluator);
   // The fold writes buffers of its own: the state (what checkpoints hold) is PyTorch's unfolded
   // parameters, unchanged by evaluating.
   CHECK(fused->model_state().values == p_fused.values);
 
-  run_steps(*fused, split, batch, 2);
-  run_steps(*unfused, split, batch, 2);
-  predictions_agree("after two more steps");
+  octa::test::run_steps(*fused, split, batch, 2);
+  evaluator->load(fused->model_state(), nullptr);
+  predictions_agree("after two more steps", *evaluator);
   fused->load(unfused->model_state(), nullptr);
-  predictions_agree("after loading the unfused engine's state");
+  predictions_agree("after loading the unfused engine's state", *unfused);
 }
 
 }  // namespace

@@ -115,12 +115,12 @@ class PinnedHostBatch final : public data::HostBatch {
   cuda::Event read_done_;
 };
 
-// Phase names of a feature stage (NVTX ranges and phase_times()); the last five: model B's fused
+// Phase names of a feature stage (NVTX ranges and phase_times()); the last six: model B's fused
 // BatchNorm.
 struct StageNames {
   const char *conv_relu_pool, *conv, *bn, *pool, *pool_backward, *bn_backward, *conv_filter,
       *conv_data, *pool_conv_filter, *conv_bn_stats, *bn_relu_pool, *bn_relu_pool_backward, *fold,
-      *bn_pool_conv_filter;
+      *bn_pool_conv_filter, *folded;
 };
 constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "conv1",
@@ -135,7 +135,8 @@ constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "bn1+relu+pool1",
                                   "pool1+relu+bn1.backward",
                                   "bn1_fold",
-                                  "pool1+relu+bn1+conv1.backward_filter"};
+                                  "pool1+relu+bn1+conv1.backward_filter",
+                                  "conv1+bn1+relu+pool1 (folded)"};
 constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "conv2",
                                   "bn2+relu",
@@ -149,7 +150,8 @@ constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "bn2+relu+pool2",
                                   "pool2+relu+bn2.backward",
                                   "bn2_fold",
-                                  "pool2+relu+bn2+conv2.backward_filter"};
+                                  "pool2+relu+bn2+conv2.backward_filter",
+                                  "conv2+bn2+relu+pool2 (folded)"};
 
 // One feature stage (conv3x3 [-> BatchNorm] -> ReLU -> maxpool) and its device buffers.
 struct Stage {
@@ -568,7 +570,7 @@ class CudaBackend final : public TrainingBackend {
   // BatchNorm + ReLU + pool; evaluation, conv + ReLU + pool over the folded weights.
   void fused_stage_forward(Stage& s, const float* in, int n, bool train) {
     if (!train) {
-      Phase phase(*this, s.names.conv_relu_pool);
+      Phase phase(*this, s.names.folded);
       const auto conv_relu_pool = s.tensor_cores ? &gpu::conv3x3_tc_relu_maxpool_forward
                                                  : &gpu::conv3x3_relu_maxpool_forward;
       conv_relu_pool(s.pool.data(), s.act.data(), in, s.folded_w.data(), s.folded_b.data(), n,

@@ -1,11 +1,14 @@
 // bench/bench_gpu_epoch.cpp: the CUDA engine's speed on the real MNIST, end to end and by phase.
 //
 //   bench_gpu_epoch [--model a|b] [--batch-size 64] [--conv fused|fused-fp32|cudnn] [--epochs 3]
-//                   [--timed-steps 200] [--profile-steps 0] [--no-graph] [--json PATH]
+//                   [--timed-steps 200] [--profile-steps 0] [--no-graph] [--unfused-bn]
+//                   [--json PATH]
 //
 // --conv as train_gpu's: fused (octa's kernels, conv2 on the tensor cores in 3xTF32), fused-fp32
 // (octa's kernels, all on the CUDA cores) or cudnn. fused and fused-fp32 name their phases alike,
-// so their tables line up row by row.
+// so their tables line up row by row. --unfused-bn: model B's BatchNorm on its separate kernels
+// instead of fused with the convolution, ReLU and pool (CudaBackendOptions::fuse_batchnorm), to
+// time the two against each other.
 //
 // (a) Epochs: octa::train (the loop train_gpu runs: loader threads, pinned staging, graph-captured
 //     step) over the 60,000 training images for --epochs epochs; the figure is the median epoch
@@ -64,6 +67,7 @@ struct Args {
   int timed_steps = 200;
   int profile_steps = 0;
   bool no_graph = false;
+  bool unfused_bn = false;
   std::string data_dir = "./data";
   std::uint64_t seed = 0;
   std::string json;
@@ -110,6 +114,7 @@ octa::CudaBackendOptions cuda_options(const Args& a, bool time_phases) {
   octa::CudaBackendOptions o;
   o.conv = octa::parse_conv_path(a.conv);
   o.use_graph = !a.no_graph;
+  o.fuse_batchnorm = !a.unfused_bn;
   o.time_phases = time_phases;
   return o;
 }
@@ -320,6 +325,7 @@ int run(const Args& a) {
                   {"timed_steps", a.timed_steps},
                   {"profile_steps", a.profile_steps},
                   {"graph", !a.no_graph},
+                  {"fuse_batchnorm", !a.unfused_bn},
                   {"seed", a.seed},
                   {"train_images", mnist.train.count},
                   {"test_images", mnist.test.count}};
@@ -369,6 +375,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-graph", a.no_graph,
                "Run (a) and (c) eagerly instead of replaying the captured CUDA graph");
+  app.add_flag("--unfused-bn", a.unfused_bn,
+               "Model B on octa's kernels: BatchNorm on its separate kernels, not fused with the "
+               "convolution, ReLU and pool (for comparison)");
   app.add_option("--data-dir", a.data_dir,
                  "MNIST directory: the four IDX files (.gz or not), or torchvision's MNIST/raw "
                  "below it (never downloads)")

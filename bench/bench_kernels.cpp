@@ -10,13 +10,16 @@
 // larger of (GFLOP/s over the SGEMM peak) and (GB/s over the copy peak), as a roofline would pick.
 // Kernels with a cuDNN or cuBLAS counterpart (convolutions, pooling, BatchNorm; the bare cuBLAS
 // GEMMs under the linear layers) are timed against it at the same shape; the elementwise kernels,
-// the loss and the optimisers have none. The convolutions come in two rows where the layer has
-// Cin >= 8 (conv2): octa's CUDA-core kernel (conv3x3_*, --conv fused-fp32) and its tensor-core
-// twin (conv3x3_tc_*, 3xTF32, what --conv fused runs there), with the same counts and the same
-// counterpart; the tensor-core row also gives its time against the CUDA-core kernel's. Their
-// % of peak is still against the FP32 SGEMM peak, so it may pass 100% (3xTF32's own ceiling is
-// about a third of the TF32 GEMM peak printed for reference). Host code only: it calls the
-// launchers of kernels/*.hpp and engine/gpu/*.hpp and the CUDA runtime, cuBLAS and cuDNN.
+// the loss and the optimisers have none. Model B's fused stages (conv + BatchNorm + ReLU + pool:
+// training forward, backward, the folded eval form) are timed against cuDNN's sequence and against
+// octa's unfused kernels they replace, with the bytes each moves counted pass by pass. The
+// convolutions come in two rows where the layer has Cin >= 8 (conv2): octa's CUDA-core kernel
+// (conv3x3_*, --conv fused-fp32) and its tensor-core twin (conv3x3_tc_*, 3xTF32, what --conv fused
+// runs there), with the same counts and the same counterpart; the tensor-core row also gives its
+// time against the CUDA-core kernel's. Their % of peak is still against the FP32 SGEMM peak, so it
+// may pass 100% (3xTF32's own ceiling is about a third of the TF32 GEMM peak printed for
+// reference). Host code only: it calls the launchers of kernels/*.hpp and engine/gpu/*.hpp and the
+// CUDA runtime, cuBLAS and cuDNN.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -49,6 +52,7 @@
 #include "engine/model/cpu_model.hpp"
 #include "engine/model/param_table.hpp"
 #include "kernels/batchnorm.hpp"
+#include "kernels/batchnorm_fused.hpp"
 #include "kernels/conv3x3.hpp"
 #include "kernels/conv3x3_tc.hpp"
 #include "kernels/elementwise.hpp"
@@ -128,6 +132,11 @@ struct Row {
   // Tensor-core convolutions: the CUDA-core kernel of the same pass and its time (empty: none).
   std::string cuda_core;
   std::optional<Timing> cuda_core_time;
+  // Model B's fused BatchNorm stages: octa's unfused kernels that they replace, their bytes as
+  // counted pass by pass, and their time (empty: none).
+  std::string unfused;
+  double unfused_bytes = 0.0;
+  std::optional<Timing> unfused_time;
 };
 
 double gflop_per_s(const Work& w, double us) {
@@ -336,13 +345,23 @@ struct ConvKernels {
   decltype(&octa::gpu::conv3x3_relu_maxpool_forward) relu_maxpool_forward;
   decltype(&octa::gpu::conv3x3_backward_data) backward_data;
   decltype(&octa::gpu::conv3x3_backward_filter) backward_filter;
+  decltype(&octa::gpu::conv3x3_forward_bn_stats) forward_bn_stats;
+  decltype(&octa::gpu::conv3x3_bn_stats_tiles) bn_stats_tiles;
 };
-constexpr ConvKernels kCudaCoreConv{
-    "conv3x3", &octa::gpu::conv3x3_forward, &octa::gpu::conv3x3_relu_maxpool_forward,
-    &octa::gpu::conv3x3_backward_data, &octa::gpu::conv3x3_backward_filter};
-constexpr ConvKernels kTensorCoreConv{
-    "conv3x3_tc", &octa::gpu::conv3x3_tc_forward, &octa::gpu::conv3x3_tc_relu_maxpool_forward,
-    &octa::gpu::conv3x3_tc_backward_data, &octa::gpu::conv3x3_tc_backward_filter};
+constexpr ConvKernels kCudaCoreConv{"conv3x3",
+                                    &octa::gpu::conv3x3_forward,
+                                    &octa::gpu::conv3x3_relu_maxpool_forward,
+                                    &octa::gpu::conv3x3_backward_data,
+                                    &octa::gpu::conv3x3_backward_filter,
+                                    &octa::gpu::conv3x3_forward_bn_stats,
+                                    &octa::gpu::conv3x3_bn_stats_tiles};
+constexpr ConvKernels kTensorCoreConv{"conv3x3_tc",
+                                      &octa::gpu::conv3x3_tc_forward,
+                                      &octa::gpu::conv3x3_tc_relu_maxpool_forward,
+                                      &octa::gpu::conv3x3_tc_backward_data,
+                                      &octa::gpu::conv3x3_tc_backward_filter,
+                                      &octa::gpu::conv3x3_tc_forward_bn_stats,
+                                      &octa::gpu::conv3x3_tc_bn_stats_tiles};
 constexpr int kTensorCoreMinCin = 8;  // as engine/gpu/cuda_backend.cpp
 
 struct Stage {  // a feature map: pooling and BatchNorm inputs
@@ -394,6 +413,7 @@ class Bench {
     print_header();
     for (const int n : opt_.batches) {
       for (const ConvLayer& l : kConvLayers) conv_layer(l, n);
+      for (const ConvLayer& l : kConvLayers) fused_batchnorm(l, n);
       for (const Stage& s : kPoolStages) maxpool(s, n);
       for (const Stage& s : kBnStages) batchnorm(s, n);
       global_avgpool(n);
@@ -610,6 +630,304 @@ class Bench {
           },
           &cp);
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Model B's stages with the fused BatchNorm (kernels/batchnorm_fused.hpp), each against cuDNN's
+  // sequence (the row's counterpart) and against octa's unfused kernels it replaces (printed
+  // below the row, with their bytes). Bytes here are counted pass by pass, as each kernel reads
+  // and writes device memory (a pass over a tensor that fits the L2 may cost less): the saving is
+  // passes over the (N, C, H, W) activation. X = N*Cout*H*W; "conv" = the convolution's own
+  // reads (in, weight, bias).
+
+  void fused_batchnorm(const ConvLayer& l, int n) {
+    const int size = l.size, hw = size * size, half = size / 2;
+    const std::size_t in_count = static_cast<std::size_t>(n) * l.cin * hw;
+    const std::size_t full = static_cast<std::size_t>(n) * l.cout * hw;
+    const std::size_t w_count = static_cast<std::size_t>(l.cout) * l.cin * 9;
+    const auto c = static_cast<std::size_t>(l.cout);
+    std::vector<const ConvKernels*> impls{&kCudaCoreConv};
+    if (l.cin >= kTensorCoreMinCin) impls.push_back(&kTensorCoreConv);
+    int max_tiles = 0;
+    for (const ConvKernels* k : impls)
+      max_tiles = std::max(max_tiles, k->bn_stats_tiles(n, size, size));
+    const DeviceBuffer<float> in = fill_.floats(in_count, -1.0f, 1.0f, "conv input");
+    const DeviceBuffer<float> weight = fill_.floats(w_count, -0.3f, 0.3f, "conv weight");
+    const DeviceBuffer<float> bias = fill_.floats(c, -0.3f, 0.3f, "conv bias");
+    const DeviceBuffer<float> gamma = fill_.floats(c, 0.5f, 1.5f, "gamma");
+    const DeviceBuffer<float> beta = fill_.floats(c, -0.5f, 0.5f, "beta");
+    const DeviceBuffer<float> run_mean = fill_.floats(c, -0.5f, 0.5f, "running mean");
+    const DeviceBuffer<float> run_var = fill_.floats(c, 0.5f, 1.5f, "running var");
+    const DeviceBuffer<float> conv = fill_.floats(full, -1.0f, 1.0f, "conv output");
+    const DeviceBuffer<float> act = fill_.floats(full, -1.0f, 1.0f, "activation");
+    const DeviceBuffer<float> pooled = fill_.floats(full / 4, -1.0f, 1.0f, "pooled output");
+    const DeviceBuffer<float> dpool = fill_.floats(full / 4, -1.0f, 1.0f, "pooled gradient");
+    const DeviceBuffer<float> dact = fill_.floats(full, -1.0f, 1.0f, "activation gradient");
+    const DeviceBuffer<float> dact_relu = fill_.floats(full, -1.0f, 1.0f, "cuDNN ReLU gradient");
+    const DeviceBuffer<float> dconv = fill_.floats(full, -1.0f, 1.0f, "conv output gradient");
+    const DeviceBuffer<float> save_mean = fill_.floats(c, -0.5f, 0.5f, "saved mean");
+    const DeviceBuffer<float> save_invstd = fill_.floats(c, 0.5f, 1.5f, "saved invstd");
+    const DeviceBuffer<float> dgamma = fill_.floats(c, -1.0f, 1.0f, "gamma gradient");
+    const DeviceBuffer<float> dbeta = fill_.floats(c, -1.0f, 1.0f, "beta gradient");
+    const DeviceBuffer<float> folded_w = fill_.floats(w_count, -0.3f, 0.3f, "folded weight");
+    const DeviceBuffer<float> folded_b = fill_.floats(c, -0.3f, 0.3f, "folded bias");
+    const DeviceBuffer<double> stats(3 * c * static_cast<std::size_t>(max_tiles),
+                                     "BatchNorm tile statistics");
+    const std::size_t bws_count =
+        octa::gpu::batchnorm_relu_maxpool_backward_workspace(n, l.cout, size, size);
+    const DeviceBuffer<double> bws(bws_count, "BatchNorm backward workspace");
+    const DeviceBuffer<std::uint8_t> window(full / 4, "window codes");
+    octa::gpu::CudnnConv3x3 cudnn(dnn_, l.cin, l.cout, size, size);
+    cudnn.plan(n);
+    const TensorDesc xd = octa::cuda::make_tensor_desc(n, l.cout, size, size);
+    const TensorDesc pd = octa::cuda::make_tensor_desc(n, l.cout, half, half);
+    const TensorDesc cd = octa::cuda::make_tensor_desc(1, l.cout, 1, 1);
+    const PoolDesc pool = pool_desc(CUDNN_POOLING_MAX_DETERMINISTIC, 2);
+    const ActivationDesc relu = relu_desc();
+    const std::string shape = fmt::format("{} {}->{} {}x{}", l.name, l.cin, l.cout, size, size);
+    const double N = n, Ci = l.cin, Co = l.cout, HW = hw, X = as_double(full), C = Co;
+    const double conv_in = N * Ci * HW + Co * Ci * 9.0 + Co;  // floats the convolution reads
+    const double conv_flops = 2.0 * N * Co * HW * Ci * 9.0;
+    const float one = 1.0f, zero = 0.0f;
+    cudaStream_t s = stream_;
+    const std::string algos = cudnn.describe(n);
+
+    // The unfused training forward and cuDNN's; both leave conv, act and pooled consistent (the
+    // backward rows start from them).
+    const auto unfused_train = [&](const ConvKernels& k) {
+      k.forward(conv.data(), in.data(), weight.data(), bias.data(), n, l.cin, l.cout, size, size,
+                Epilogue::kNone, s);
+      octa::gpu::batchnorm_forward_train(act.data(), save_mean.data(), save_invstd.data(),
+                                         run_mean.data(), run_var.data(), conv.data(), gamma.data(),
+                                         beta.data(), n, l.cout, hw, kBnEps, kBnMomentum,
+                                         Epilogue::kRelu, s);
+      octa::gpu::maxpool2x2_forward(pooled.data(), act.data(), n, l.cout, size, size, s);
+    };
+    const auto cudnn_train = [&] {
+      cudnn.forward(conv.data(), in.data(), weight.data(), bias.data(), n, Epilogue::kNone, s);
+      OCTA_CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
+          dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, xd, conv.data(), xd, act.data(), cd,
+          gamma.data(), beta.data(), static_cast<double>(kBnMomentum), run_mean.data(),
+          run_var.data(), static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
+      OCTA_CUDNN_CHECK(
+          cudnnActivationForward(dnn_, relu, &one, xd, act.data(), &zero, xd, act.data()));
+      OCTA_CUDNN_CHECK(
+          cudnnPoolingForward(dnn_, pool, &one, xd, act.data(), &zero, pd, pooled.data()));
+    };
+    const auto fused_train = [&](const ConvKernels& k) {
+      k.forward_bn_stats(conv.data(), stats.data(), in.data(), weight.data(), bias.data(), n, l.cin,
+                         l.cout, size, size, s);
+      octa::gpu::batchnorm_relu_maxpool_forward_train(
+          pooled.data(), window.data(), save_mean.data(), save_invstd.data(), run_mean.data(),
+          run_var.data(), conv.data(), stats.data(), k.bn_stats_tiles(n, size, size), gamma.data(),
+          beta.data(), n, l.cout, size, size, kBnEps, kBnMomentum, s);
+    };
+
+    // Training forward, <prefix>_forward_bn_stats + batchnorm_relu_maxpool_forward_train:
+    //   FLOPs = the convolution's
+    //   bytes = 4*conv + 4*X (conv out) + 24*3*C*tiles (statistics written, read) + 4*X (read
+    //           back once) + 4*X/4 (pooled) + X/4 (window codes, bytes) + 4*8*C (gamma, beta,
+    //           running statistics in and out, saved mean and invstd)
+    //   unfused (conv, batchnorm_forward_train with the ReLU, maxpool2x2_forward): 4*conv + 4*X
+    //           (conv out) + 4*3*X (BatchNorm's sum, squared deviations, normalise passes) + 4*X
+    //           (its out) + 4*X (the pool's read) + 4*X/4 + 4*8*C
+    for (const ConvKernels* k : impls) {
+      const double tiles = k->bn_stats_tiles(n, size, size);
+      const Work w{conv_flops,
+                   4.0 * conv_in + 4.0 * X + 48.0 * C * tiles + 4.0 * X + X + X / 4.0 + 32.0 * C};
+      const double unfused_bytes = 4.0 * conv_in + 4.0 * (X + 3.0 * X + X + X + X / 4.0) + 32.0 * C;
+      const Counterpart cp{"cudnn conv, BN, relu, pool", algos, cudnn_train};
+      measure_fused(
+          {fmt::format("{}+bn train fwd", k->prefix), shape, n, w}, [&] { fused_train(*k); }, cp,
+          fmt::format("{}_forward, batchnorm_forward_train, maxpool2x2_forward", k->prefix),
+          unfused_bytes, [&] { unfused_train(*k); });
+    }
+
+    // Training backward, batchnorm_relu_maxpool_backward (its two kernels):
+    //   bytes = 4*X/4 (dpool) + X/4 (codes) + 4*X/4 (conv out at the windows' maxima: one float
+    //           of four) + 16*C*blocks (block sums, written and read) + 4*X/4 + X/4 (dpool, codes
+    //           again) + 4*X (conv out) + 4*X (dconv) + 4*7*C (saved statistics twice, gamma,
+    //           dgamma, dbeta)
+    //   unfused (maxpool2x2_backward, batchnorm_backward with the fused ReLU): 4*X/4 (dpool) +
+    //           4*X (act) + 4*X (dact) + 4*3*X twice (dact, act, conv out: the sums, then the
+    //           gradient) + 4*X (dconv) + 4*5*C
+    {
+      const Work w{0.0, 4.0 * X / 4.0 + X / 4.0 + 4.0 * X / 4.0 + 8.0 * as_double(bws_count) * 2.0 +
+                            4.0 * X / 4.0 + X / 4.0 + 8.0 * X + 28.0 * C};
+      const double unfused_bytes = 4.0 * (X / 4.0 + X + X + 6.0 * X + X) + 20.0 * C;
+      const Counterpart cp{
+          "cudnn pool, relu, BN bwd", "CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_BATCHNORM_SPATIAL",
+          [&] {
+            OCTA_CUDNN_CHECK(cudnnPoolingBackward(dnn_, pool, &one, pd, pooled.data(), pd,
+                                                  dpool.data(), xd, act.data(), &zero, xd,
+                                                  dact.data()));
+            OCTA_CUDNN_CHECK(cudnnActivationBackward(dnn_, relu, &one, xd, act.data(), xd,
+                                                     dact.data(), xd, act.data(), &zero, xd,
+                                                     dact_relu.data()));
+            OCTA_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+                dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd, conv.data(), xd,
+                dact_relu.data(), xd, dconv.data(), cd, gamma.data(), dgamma.data(), dbeta.data(),
+                static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
+          }};
+      // Each side from its own forward (run first, untimed).
+      measure_fused(
+          {"bn+relu+pool train bwd", shape, n, w},
+          [&] {
+            octa::gpu::batchnorm_relu_maxpool_backward(
+                dconv.data(), dgamma.data(), dbeta.data(), dpool.data(), window.data(), conv.data(),
+                save_mean.data(), save_invstd.data(), gamma.data(), n, l.cout, size, size,
+                bws.data(), s);
+          },
+          cp, "maxpool2x2_backward, batchnorm_backward", unfused_bytes,
+          [&] {
+            octa::gpu::maxpool2x2_backward(dact.data(), dpool.data(), act.data(), n, l.cout, size,
+                                           size, /*relu_before=*/false, s);
+            octa::gpu::batchnorm_backward(dconv.data(), dgamma.data(), dbeta.data(), dact.data(),
+                                          act.data(), conv.data(), save_mean.data(),
+                                          save_invstd.data(), gamma.data(), n, l.cout, hw, s);
+          },
+          {[&] { fused_train(kCudaCoreConv); }, [&] { unfused_train(kCudaCoreConv); },
+           [&] { cudnn_train(); }});
+    }
+
+    // conv3x3_backward_filter_from_bn_maxpool (model B's conv1, whose input gradient is not
+    // needed): the sums kernel, then the filter gradient rebuilding BatchNorm's input gradient as
+    // it stages it (never written).
+    //   FLOPs = the filter gradient's, 2 * Cout*Cin*9 * N*H*W
+    //   bytes = the sums' (4*X/4 + X/4 + 4*X/4 + 16*C*blocks) + the staging's reads (4*X conv out,
+    //           4*X/4 dpool, X/4 codes) + 4*(N*Cin*H*W + Cout*Cin*9 + Cout) (in; dweight, dbias) +
+    //           4*7*C
+    //   unfused (what it replaces: batchnorm_relu_maxpool_backward, then conv3x3_backward_filter
+    //           reading the dconv it wrote): the backward row's bytes + 4*X (dconv read) + the same
+    //           4*(N*Cin*H*W + Cout*Cin*9 + Cout)
+    if (!l.needs_din) {
+      const DeviceBuffer<float> dweight(w_count, "weight gradient");
+      const DeviceBuffer<float> dbias(c, "bias gradient");
+      const DeviceBuffer<float> filter_ws(
+          octa::gpu::conv3x3_backward_filter_workspace(n, l.cin, l.cout, size, size),
+          "conv3x3_backward_filter workspace");
+      const double filter_io = 4.0 * (N * Ci * HW + Co * Ci * 9.0 + Co);
+      const double sums_bytes =
+          4.0 * X / 4.0 + X / 4.0 + 4.0 * X / 4.0 + 16.0 * as_double(bws_count);
+      const Work w{2.0 * Co * Ci * 9.0 * N * HW,
+                   sums_bytes + 4.0 * X + 4.0 * X / 4.0 + X / 4.0 + filter_io + 28.0 * C};
+      const double unfused_bytes =
+          sums_bytes + 4.0 * X / 4.0 + X / 4.0 + 8.0 * X + 28.0 * C + 4.0 * X + filter_io;
+      const Counterpart cp{
+          "cudnn pool, relu, BN bwd, filter", algos, [&] {
+            OCTA_CUDNN_CHECK(cudnnPoolingBackward(dnn_, pool, &one, pd, pooled.data(), pd,
+                                                  dpool.data(), xd, act.data(), &zero, xd,
+                                                  dact.data()));
+            OCTA_CUDNN_CHECK(cudnnActivationBackward(dnn_, relu, &one, xd, act.data(), xd,
+                                                     dact.data(), xd, act.data(), &zero, xd,
+                                                     dact_relu.data()));
+            OCTA_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+                dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd, conv.data(), xd,
+                dact_relu.data(), xd, dconv.data(), cd, gamma.data(), dgamma.data(), dbeta.data(),
+                static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
+            cudnn.backward_filter(dweight.data(), dbias.data(), dconv.data(), in.data(), n, s);
+          }};
+      measure_fused(
+          {"conv3x3_backward_filter_from_bn_maxpool", shape, n, w},
+          [&] {
+            octa::gpu::conv3x3_backward_filter_from_bn_maxpool(
+                dweight.data(), dbias.data(), dgamma.data(), dbeta.data(), dpool.data(),
+                window.data(), conv.data(), save_mean.data(), save_invstd.data(), gamma.data(),
+                in.data(), n, l.cin, l.cout, size, size, bws.data(), filter_ws.data(), s);
+          },
+          cp, "batchnorm_relu_maxpool_backward, conv3x3_backward_filter", unfused_bytes,
+          [&] {
+            octa::gpu::batchnorm_relu_maxpool_backward(
+                dconv.data(), dgamma.data(), dbeta.data(), dpool.data(), window.data(), conv.data(),
+                save_mean.data(), save_invstd.data(), gamma.data(), n, l.cout, size, size,
+                bws.data(), s);
+            octa::gpu::conv3x3_backward_filter(dweight.data(), dbias.data(), dconv.data(),
+                                               in.data(), n, l.cin, l.cout, size, size,
+                                               filter_ws.data(), s);
+          },
+          {[&] { fused_train(kCudaCoreConv); }, [&] { fused_train(kCudaCoreConv); },
+           [&] { cudnn_train(); }});
+    }
+
+    // The fold, batchnorm_fold_conv3x3 (once per evaluation after the parameters change):
+    //   bytes = 4 * (2*Cout*Cin*9 + 6*C)  (weight, bias, gamma, beta, running mean and var; the
+    //           folded weight and bias)
+    const auto fold = [&] {
+      octa::gpu::batchnorm_fold_conv3x3(folded_w.data(), folded_b.data(), weight.data(),
+                                        bias.data(), gamma.data(), beta.data(), run_mean.data(),
+                                        run_var.data(), l.cin, l.cout, kBnEps, s);
+    };
+    measure({"batchnorm_fold_conv3x3", shape, 0, Work{0.0, 4.0 * (2.0 * Co * Ci * 9.0 + 6.0 * C)}},
+            fold);
+    fold();
+
+    // Evaluation, <prefix>_relu_maxpool_forward over the folded weights: conv + BatchNorm + ReLU
+    // + pool in one kernel.
+    //   bytes = 4*conv + 4*X (the activation, which the kernel writes) + 4*X/4 (pooled)
+    //   unfused (conv, batchnorm_forward_eval with the ReLU, maxpool2x2_forward): 4*conv + 4*X +
+    //           4*(X + 4*C) + 4*X + 4*X + 4*X/4
+    // Counterpart: cudnnConvolutionBiasActivationForward over the same folded weights (ReLU),
+    // then cuDNN's max-pool.
+    for (const ConvKernels* k : impls) {
+      const Work w{conv_flops, 4.0 * conv_in + 4.0 * X + X};
+      const double unfused_bytes = 4.0 * conv_in + 4.0 * (4.0 * X + 4.0 * C + X / 4.0);
+      const Counterpart cp{
+          "cudnn conv+bias+relu (folded), pool", "cudnnConvolutionBiasActivationForward; " + algos,
+          [&] {
+            cudnn.forward_bias_relu(act.data(), in.data(), folded_w.data(), folded_b.data(), n, s);
+            OCTA_CUDNN_CHECK(
+                cudnnPoolingForward(dnn_, pool, &one, xd, act.data(), &zero, pd, pooled.data()));
+          }};
+      measure_fused(
+          {fmt::format("{}+bn eval (folded)", k->prefix), shape, n, w},
+          [&] {
+            k->relu_maxpool_forward(pooled.data(), act.data(), in.data(), folded_w.data(),
+                                    folded_b.data(), n, l.cin, l.cout, size, size, s);
+          },
+          cp, fmt::format("{}_forward, batchnorm_forward_eval, maxpool2x2_forward", k->prefix),
+          unfused_bytes,
+          [&] {
+            k->forward(conv.data(), in.data(), weight.data(), bias.data(), n, l.cin, l.cout, size,
+                       size, Epilogue::kNone, s);
+            octa::gpu::batchnorm_forward_eval(act.data(), conv.data(), gamma.data(), beta.data(),
+                                              run_mean.data(), run_var.data(), n, l.cout, hw,
+                                              kBnEps, Epilogue::kRelu, s);
+            octa::gpu::maxpool2x2_forward(pooled.data(), act.data(), n, l.cout, size, size, s);
+          });
+    }
+  }
+
+  // What each side of a fused row runs, untimed, before it is timed (a backward: its forward).
+  struct FusedSetup {
+    std::function<void()> fused, unfused, counterpart;
+  };
+
+  // Times a fused stage: octa's unfused kernels first, then the fused op, then cuDNN's sequence
+  // (the row's counterpart), each after its setup.
+  void measure_fused(Row row, const std::function<void()>& op, const Counterpart& cp,
+                     const std::string& unfused, double unfused_bytes,
+                     const std::function<void()>& unfused_op, const FusedSetup& setup = {}) {
+    if (!selected(row)) return;
+    const auto run_setup = [&](const std::function<void()>& f) {
+      if (!f) return;
+      f();
+      OCTA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    };
+    row.unfused = unfused;
+    row.unfused_bytes = unfused_bytes;
+    try {
+      run_setup(setup.unfused);
+      row.unfused_time = timer_.time(unfused_op);
+    } catch (const std::exception&) {
+      recover(row.unfused);  // its failure shows as a missing time
+    }
+    try {
+      run_setup(setup.fused);
+    } catch (const std::exception& e) {
+      row.error = e.what();
+      recover(row.kernel);
+    }
+    measure(std::move(row), op, &cp, [&] { run_setup(setup.counterpart); });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1152,6 +1470,15 @@ class Bench {
       }
       fmt::print("    vs {} (CUDA cores): {}\n", r.cuda_core, vs);
     }
+    if (!r.unfused.empty()) {
+      std::string vs = "error";
+      if (r.unfused_time) {
+        vs = fmt::format("{:.2f} us", r.unfused_time->us);
+        if (r.time) vs += fmt::format(", fused/unfused {:.2f}", r.time->us / r.unfused_time->us);
+      }
+      fmt::print("    vs unfused {} ({:.2f} MB against {:.2f} MB): {}\n", r.unfused,
+                 r.unfused_bytes / 1e6, r.work.bytes / 1e6, vs);
+    }
     if (!r.error.empty()) fmt::print("    error: {}\n", r.error);
     if (!r.counterpart_error.empty())
       fmt::print("    counterpart error: {}\n", r.counterpart_error);
@@ -1251,6 +1578,13 @@ nlohmann::json Bench::json(const std::string& command) const {
       nlohmann::json core = {{"kernel", r.cuda_core}, {"timing", timing_json(r.cuda_core_time)}};
       if (r.time && r.cuda_core_time) core["tc_over_cuda_core"] = r.time->us / r.cuda_core_time->us;
       row["cuda_core"] = core;
+    }
+    if (!r.unfused.empty()) {
+      nlohmann::json u = {{"kernels", r.unfused},
+                          {"bytes", r.unfused_bytes},
+                          {"timing", timing_json(r.unfused_time)}};
+      if (r.time && r.unfused_time) u["fused_over_unfused"] = r.time->us / r.unfused_time->us;
+      row["unfused"] = u;
     }
     if (!r.counterpart.empty()) {
       nlohmann::json cp = {{"name", r.counterpart}, {"detail", r.counterpart_detail}};

@@ -10,6 +10,7 @@
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
 #include "kernels/batchnorm.hpp"
+#include "kernels/batchnorm_stats.cuh"
 #include "kernels/launch_checks.hpp"
 
 namespace octa::gpu {
@@ -109,19 +110,8 @@ __global__ void __launch_bounds__(kChannelThreads)
   });
 
   if (threadIdx.x == 0) {
-    save_mean[c] = static_cast<float>(mean);
-    save_invstd[c] = static_cast<float>(invstd);
-    const double m = static_cast<double>(momentum);
-    // A module built without running statistics passes null for both.
-    if (running_mean != nullptr) {
-      running_mean[c] =
-          static_cast<float>((1.0 - m) * static_cast<double>(running_mean[c]) + m * mean);
-    }
-    if (running_var != nullptr) {
-      const double var_unbiased = sq / (count - 1.0);
-      running_var[c] =
-          static_cast<float>((1.0 - m) * static_cast<double>(running_var[c]) + m * var_unbiased);
-    }
+    save_batch_statistics(save_mean, save_invstd, running_mean, running_var, c, mean, invstd, sq,
+                          count, momentum);
   }
 }
 

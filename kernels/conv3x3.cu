@@ -2,6 +2,9 @@
 // direct-convolution kernel for the forward (optionally fused with ReLU and the 2x2 max-pool) and,
 // over flipped and transposed weights, the backward-data pass; a two-stage deterministic
 // reduction for the backward-filter pass.
+#include "kernels/batchnorm_fused.hpp"
+#include "kernels/batchnorm_grad.cuh"
+#include "kernels/batchnorm_stats.cuh"
 #include "kernels/conv3x3.hpp"
 #include "kernels/conv3x3_plan.hpp"
 #include "kernels/launch_checks.hpp"
@@ -134,6 +137,11 @@ __host__ __device__ constexpr int imin(int a, int b) {
 // kFlip: the backward-data pass, din = conv3x3(dout, w') with w'[ci][co][t] = w[co][ci][8 - t]
 // (the kernel's "input channels" are the layer's Cout and its "output channels" the layer's Cin);
 // the transpose and flip happen in the staging of the weights, so no extra pass or buffer.
+//
+// kStats: model B's training forward (conv3x3_forward_bn_stats): out = conv + bias, and the
+// block's tile (blockIdx.x, one of N * tiles_per_image) emits BatchNorm's statistics of its CO_BLK
+// channels (kernels/batchnorm_stats.cuh) into `stats`, through a fixed two-level sum in shared
+// memory: no atomics, bit-identical from run to run.
 // =============================================================================================
 
 // The one configuration used for every shape today: a 16x16 output tile (one tile for a 14x14
@@ -146,12 +154,13 @@ constexpr int kFwdCiChunk = 8;
 
 // At least 4 resident blocks (16 warps) per SM, which lets ptxas use up to 128 registers: the
 // unrolled 32-accumulator loop needs about 120 (left to itself, ptxas picked 96 and spilled).
-template <int BX, int BY, int CZ, int CO_T, int CI_CHUNK, bool kFlip, bool kRelu, bool kPool>
+template <int BX, int BY, int CZ, int CO_T, int CI_CHUNK, bool kFlip, bool kRelu, bool kPool,
+          bool kStats>
 __global__ void __launch_bounds__(BX* BY* CZ, 4)
     conv3x3_direct_kernel(float* __restrict__ out, float* __restrict__ pooled,
-                          const float* __restrict__ in, const float* __restrict__ weight,
-                          const float* __restrict__ bias, int Cin, int Cout, int H, int W,
-                          int tiles_x, int tiles_per_image) {
+                          double* __restrict__ stats, const float* __restrict__ in,
+                          const float* __restrict__ weight, const float* __restrict__ bias, int Cin,
+                          int Cout, int H, int W, int tiles_x, int tiles_per_image) {
   constexpr int kThreads = BX * BY * CZ;
   constexpr int TH = 2 * BY, TW = 2 * BX;  // output tile
   constexpr int IH = TH + 2, IW = TW + 2;  // input tile with halo
@@ -159,6 +168,7 @@ __global__ void __launch_bounds__(BX* BY* CZ, 4)
   static_assert(CO_T % 4 == 0, "weights are read as float4");
   static_assert((BX * BY) % 32 == 0, "a warp must share one channel group (weight broadcast)");
   static_assert(!(kFlip && kPool), "the backward-data pass has no pooling");
+  static_assert(!kStats || !(kFlip || kRelu || kPool), "statistics are of the plain forward");
 
   __shared__ float in_s[CI_CHUNK][IH][IW];
   __shared__ __align__(16) float w_s[CI_CHUNK][9][CO_BLK];
@@ -232,9 +242,84 @@ __global__ void __launch_bounds__(BX* BY* CZ, 4)
     }
   }
 
+  const int oy = y0 + 2 * ty, ox = x0 + 2 * tx;
+  if constexpr (kStats) {
+    // Every thread takes part (barriers follow), inside the image or not. Level 1: each thread's
+    // shifted sums over its (up to) 4 pixels, per channel; level 2: kGroups threads per channel
+    // add kPix / kGroups of those; level 3: one thread per channel adds the kGroups, in order.
+    constexpr int kPix = BX * BY;  // threads (pixel patches) per channel group
+    constexpr int kGroups = kThreads / CO_BLK;
+    static_assert(kThreads % CO_BLK == 0 && kPix % kGroups == 0, "the sums must tile the block");
+    __shared__ float shift_s[CO_BLK];
+    __shared__ double sum1_s[2][CO_BLK][kPix];
+    __shared__ double sum2_s[2][CO_BLK][kGroups];
+    const int pix = ty * BX + tx;
+    const std::size_t plane0 =
+        static_cast<std::size_t>(n) * static_cast<std::size_t>(Cout) + co_blk0 + cz * CO_T;
+#pragma unroll
+    for (int j = 0; j < CO_T; ++j) {
+      const int co = co_blk0 + cz * CO_T + j;
+      const float b = co < Cout ? bias[co] : 0.f;  // channels past Cout: zeros, never stored
+#pragma unroll
+      for (int py = 0; py < 2; ++py) {
+#pragma unroll
+        for (int px = 0; px < 2; ++px) {
+          acc[j][py][px] += b;
+          const int y = oy + py, x = ox + px;
+          if (co < Cout && y < H && x < W) out[(plane0 + j) * HW + y * W + x] = acc[j][py][px];
+        }
+      }
+      // The shift: the tile's top-left pixel (y0, x0), inside every tile.
+      if (pix == 0) shift_s[cz * CO_T + j] = acc[j][0][0];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < CO_T; ++j) {
+      const int q = cz * CO_T + j;
+      const double k = static_cast<double>(shift_s[q]);
+      double s1 = 0.0, s2 = 0.0;
+#pragma unroll
+      for (int py = 0; py < 2; ++py) {
+#pragma unroll
+        for (int px = 0; px < 2; ++px) {
+          if (oy + py < H && ox + px < W) {
+            const double d = static_cast<double>(acc[j][py][px]) - k;
+            s1 += d;
+            s2 += d * d;
+          }
+        }
+      }
+      sum1_s[0][q][pix] = s1;
+      sum1_s[1][q][pix] = s2;
+    }
+    __syncthreads();
+    {
+      const int q = tid / kGroups, g = tid % kGroups;
+      double s1 = 0.0, s2 = 0.0;
+      for (int i = g * (kPix / kGroups); i < (g + 1) * (kPix / kGroups); ++i) {
+        s1 += sum1_s[0][q][i];
+        s2 += sum1_s[1][q][i];
+      }
+      sum2_s[0][q][g] = s1;
+      sum2_s[1][q][g] = s2;
+    }
+    __syncthreads();
+    if (tid < CO_BLK && co_blk0 + tid < Cout) {
+      double s1 = 0.0, s2 = 0.0;
+      for (int g = 0; g < kGroups; ++g) {
+        s1 += sum2_s[0][tid][g];
+        s2 += sum2_s[1][tid][g];
+      }
+      const double count = static_cast<double>(imin(TH, H - y0) * imin(TW, W - x0));
+      store_tile_stats(stats, Cout, static_cast<int>(gridDim.x), co_blk0 + tid,
+                       static_cast<int>(blockIdx.x), count, static_cast<double>(shift_s[tid]), s1,
+                       s2);
+    }
+    return;
+  }
+
   // Epilogue: bias, ReLU (written as the CPU reference's relu_forward, so a NaN passes through),
   // then the stores that fall inside the image and, fused, the pooled maximum.
-  const int oy = y0 + 2 * ty, ox = x0 + 2 * tx;
   if (oy >= H || ox >= W) return;  // no __syncthreads() follows
 #pragma unroll
   for (int j = 0; j < CO_T; ++j) {
@@ -298,15 +383,16 @@ void check_direct_grid(const char* op, int N, int Cout, int H, int W) {
   check_grid(op, "output channel groups", g.blocks_y, 65535);
 }
 
-template <bool kFlip, bool kRelu, bool kPool>
+template <bool kFlip, bool kRelu, bool kPool, bool kStats = false>
 void launch_direct(float* out, float* pooled, const float* in, const float* weight,
-                   const float* bias, int N, int Cin, int Cout, int H, int W, cudaStream_t stream) {
+                   const float* bias, int N, int Cin, int Cout, int H, int W, cudaStream_t stream,
+                   double* stats = nullptr) {
   const DirectGrid g = direct_grid(N, Cout, H, W);
   const dim3 grid(static_cast<unsigned int>(g.blocks_x), static_cast<unsigned int>(g.blocks_y));
   constexpr unsigned int kThreads = kFwdBX * kFwdBY * kFwdCZ;
-  conv3x3_direct_kernel<kFwdBX, kFwdBY, kFwdCZ, kFwdCoT, kFwdCiChunk, kFlip, kRelu, kPool>
-      <<<grid, kThreads, 0, stream>>>(out, pooled, in, weight, bias, Cin, Cout, H, W, g.tiles_x,
-                                      g.tiles_per_image);
+  conv3x3_direct_kernel<kFwdBX, kFwdBY, kFwdCZ, kFwdCoT, kFwdCiChunk, kFlip, kRelu, kPool, kStats>
+      <<<grid, kThreads, 0, stream>>>(out, pooled, stats, in, weight, bias, Cin, Cout, H, W,
+                                      g.tiles_x, g.tiles_per_image);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -340,16 +426,34 @@ using WgradWide = WgradConfig<32, 4, 8, 2, 2, 4, 32>;
 // Cin == 1 (conv1): one input channel, so more pixel groups instead: 192 threads.
 using WgradCin1 = WgradConfig<32, 4, 1, 1, 8, 8, 32>;
 
-// kFromPool: `dout` is a 2x2 max-pool's gradient (N, Cout, H/2, W/2) and `act` the pool's input,
-// a ReLU's output (N, Cout, H, W); the conv output's gradient is rebuilt from them while staging,
-// value for value what maxpool2x2_backward(relu_before = true) would have written, so the result
-// is bit-identical to that pass followed by this one, without the (N, Cout, H, W) round trip.
-template <class Cfg, bool kFromPool>
+// Where the conv output's gradient that a block stages comes from:
+//   kPlain: `dout` itself (N, Cout, H, W);
+//   kMaxpoolRelu: rebuilt from a 2x2 max-pool's gradient `dout` (N, Cout, H/2, W/2) and the pool's
+//     input `act`, a ReLU's output (N, Cout, H, W): value for value what
+//     maxpool2x2_backward(relu_before = true) would have written, so the result is bit-identical
+//     to that pass followed by this one, without the (N, Cout, H, W) round trip;
+//   kBnMaxpoolRelu: model B's fused BatchNorm (kernels/batchnorm_fused.hpp): `dout` is the pool's
+//     gradient, `act` BatchNorm's input (the conv output) and `bn` the rest; BatchNorm's input
+//     gradient is rebuilt (kernels/batchnorm_grad.cuh) from the window codes and the sums kernel's
+//     workspace, which each block first reduces for its channels (block (0, *, 0) also writes
+//     dgamma and dbeta), value for value what batchnorm_relu_maxpool_backward would have written.
+enum class DoutSource { kPlain, kMaxpoolRelu, kBnMaxpoolRelu };
+
+struct BnGradSource {
+  const std::uint8_t* window = nullptr;
+  const double* sums = nullptr;  // batchnorm_relu_maxpool_backward_sums's workspace
+  int blocks = 0;                // its block sums per channel
+  const float *save_mean = nullptr, *save_invstd = nullptr, *gamma = nullptr;
+  float *dgamma = nullptr, *dbeta = nullptr;
+};
+
+template <class Cfg, DoutSource kSrc>
 __global__ void __launch_bounds__(Cfg::kThreads)
     conv3x3_wgrad_partial_kernel(float* __restrict__ partial, const float* __restrict__ dout,
                                  const float* __restrict__ act, const float* __restrict__ in,
                                  int Cin, int Cout, int H, int W, long long rows_total,
-                                 long long rows_per_slice, unsigned long long stride) {
+                                 long long rows_per_slice, unsigned long long stride,
+                                 BnGradSource bn) {
   constexpr int BM = Cfg::kBM, TM = Cfg::kTM, CI_BLK = Cfg::kCiBlk, R = Cfg::kR, PG = Cfg::kPG;
   constexpr int CH = Cfg::kCH, CW = Cfg::kCW, TROWS = Cfg::kTRows, TCOLS = Cfg::kTCols;
   constexpr int kThreads = Cfg::kThreads;
@@ -360,9 +464,12 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   constexpr int kOut = TM * (R * 3 + 1);  // per-thread results: weight taps, then bias
   constexpr int kRedFloats = (PG - 1) * TROWS * TCOLS * kOut;
   constexpr int kSmemFloats = kTileFloats > kRedFloats ? kTileFloats : kRedFloats;
-  __shared__ float smem[kSmemFloats];
-  float* dout_s = smem;          // [BM][DS]: [o][rr * CW + xx]
-  float* in_s = smem + BM * DS;  // [CI_BLK][CH + 2][IW]
+  // kBnMaxpoolRelu: the block's channels' BatchNorm coefficients after the rest.
+  constexpr int kCoeffFloats = kSrc == DoutSource::kBnMaxpoolRelu ? 5 * BM : 0;
+  __shared__ float smem[kSmemFloats + kCoeffFloats];
+  float* dout_s = smem;                 // [BM][DS]: [o][rr * CW + xx]
+  float* in_s = smem + BM * DS;         // [CI_BLK][CH + 2][IW]
+  float* coeff_s = smem + kSmemFloats;  // [5][BM]: k_dy, k_0, k_x, mean, invstd
 
   const int tid = static_cast<int>(threadIdx.x);
   const int tc = tid % TCOLS, tr = (tid / TCOLS) % TROWS, g = tid / (TCOLS * TROWS);
@@ -379,6 +486,26 @@ __global__ void __launch_bounds__(Cfg::kThreads)
   for (int j = 0; j < R; ++j) {
     const int idx = tc * R + j;
     tap_off[j] = (idx / 3) * IS + (idx % 3) * IW;
+  }
+
+  if constexpr (kSrc == DoutSource::kBnMaxpoolRelu) {
+    const int co = co_blk0 + tid;
+    if (tid < BM && co < Cout) {
+      double sum_dy = 0.0, sum_dy_xhat = 0.0;
+      const double count = static_cast<double>(rows_total) * static_cast<double>(W);
+      const BnGradCoeffs k = bn_grad_coeffs(bn.sums, Cout, bn.blocks, co, bn.gamma, bn.save_mean,
+                                            bn.save_invstd, count, sum_dy, sum_dy_xhat);
+      coeff_s[tid] = k.k_dy;
+      coeff_s[BM + tid] = k.k_0;
+      coeff_s[2 * BM + tid] = k.k_x;
+      coeff_s[3 * BM + tid] = k.mean;
+      coeff_s[4 * BM + tid] = k.invstd;
+      if (blockIdx.x == 0 && blockIdx.z == 0) {
+        bn.dbeta[co] = static_cast<float>(sum_dy);
+        bn.dgamma[co] = static_cast<float>(sum_dy_xhat);
+      }
+    }
+    __syncthreads();
   }
 
   float acc[TM][R][3];
@@ -405,9 +532,14 @@ __global__ void __launch_bounds__(Cfg::kThreads)
         if (co < Cout) {
           const std::size_t plane =
               n * static_cast<std::size_t>(Cout) + static_cast<std::size_t>(co);
-          if constexpr (kFromPool) {
+          if constexpr (kSrc == DoutSource::kMaxpoolRelu) {
             v = maxpool2x2_relu_grad_at(act + plane * HW, dout + plane * (HW / 4), y + rr, x0 + xx,
                                         W);
+          } else if constexpr (kSrc == DoutSource::kBnMaxpoolRelu) {
+            const BnGradCoeffs k{coeff_s[o], coeff_s[BM + o], coeff_s[2 * BM + o],
+                                 coeff_s[3 * BM + o], coeff_s[4 * BM + o]};
+            v = bn_relu_maxpool_grad_at(act + plane * HW, bn.window + plane * (HW / 4),
+                                        dout + plane * (HW / 4), y + rr, x0 + xx, W, k);
           } else {
             v = dout[plane * HW + static_cast<std::size_t>((y + rr) * W + x0 + xx)];
           }
@@ -546,32 +678,32 @@ void check_wgrad_grid(const char* op, int Cin, int Cout) {
   check_grid(op, "input channel tiles", ceil_div(Cin, Cfg::kCiBlk), 65535);
 }
 
-template <class Cfg, bool kFromPool>
+template <class Cfg, DoutSource kSrc>
 void launch_wgrad_partial(float* partial, const float* dout, const float* act, const float* in,
                           int Cin, int Cout, int H, int W, const WgradPlan& plan,
-                          cudaStream_t stream) {
+                          const BnGradSource& bn, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned int>(plan.slices),
                   static_cast<unsigned int>(ceil_div(Cout, Cfg::kBM)),
                   static_cast<unsigned int>(ceil_div(Cin, Cfg::kCiBlk)));
-  conv3x3_wgrad_partial_kernel<Cfg, kFromPool><<<grid, Cfg::kThreads, 0, stream>>>(
+  conv3x3_wgrad_partial_kernel<Cfg, kSrc><<<grid, Cfg::kThreads, 0, stream>>>(
       partial, dout, act, in, Cin, Cout, H, W, plan.rows_total, plan.rows_per_slice,
-      static_cast<unsigned long long>(plan.stride));
+      static_cast<unsigned long long>(plan.stride), bn);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
-// Both filter-gradient launchers: stage 1 (partials per slice), then stage 2 (their sum). The
+// Every filter-gradient launcher: stage 1 (partials per slice), then stage 2 (their sum). The
 // caller has checked the arguments.
-template <bool kFromPool>
+template <DoutSource kSrc>
 void backward_filter(float* dweight, float* dbias, const float* dout, const float* act,
                      const float* in, int N, int Cin, int Cout, int H, int W, float* workspace,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, const BnGradSource& bn = {}) {
   const WgradPlan plan = plan_wgrad(N, Cin, Cout, H, W);
   if (Cin == 1) {
-    launch_wgrad_partial<WgradCin1, kFromPool>(workspace, dout, act, in, Cin, Cout, H, W, plan,
-                                               stream);
+    launch_wgrad_partial<WgradCin1, kSrc>(workspace, dout, act, in, Cin, Cout, H, W, plan, bn,
+                                          stream);
   } else {
-    launch_wgrad_partial<WgradWide, kFromPool>(workspace, dout, act, in, Cin, Cout, H, W, plan,
-                                               stream);
+    launch_wgrad_partial<WgradWide, kSrc>(workspace, dout, act, in, Cin, Cout, H, W, plan, bn,
+                                          stream);
   }
   launch_wgrad_finalize(dweight, dbias, workspace, plan, stream);
 }
@@ -616,6 +748,25 @@ void conv3x3_forward(float* out, const float* in, const float* weight, const flo
   }
 }
 
+int conv3x3_bn_stats_tiles(int N, int H, int W) {
+  check_conv_sizes("conv3x3_bn_stats_tiles", N, 1, 1, H, W);
+  const long long tiles = direct_grid(N, 1, H, W).blocks_x;
+  check_grid("conv3x3_bn_stats_tiles", "N * spatial tiles", tiles, INT_MAX);
+  return static_cast<int>(tiles);
+}
+
+void conv3x3_forward_bn_stats(float* out, double* stats, const float* in, const float* weight,
+                              const float* bias, int N, int Cin, int Cout, int H, int W,
+                              cudaStream_t stream) {
+  const char* op = "conv3x3_forward_bn_stats";
+  check_forward_args(op, out, in, weight, bias, N, Cin, Cout, H, W, Epilogue::kNone);
+  require_pointer(op, "stats (3 * Cout * conv3x3_bn_stats_tiles doubles)", stats);
+  check_direct_grid(op, N, Cout, H, W);
+  NvtxRange range(op);
+  launch_direct<false, false, false, true>(out, nullptr, in, weight, bias, N, Cin, Cout, H, W,
+                                           stream, stats);
+}
+
 void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, const float* weight,
                                   const float* bias, int N, int Cin, int Cout, int H, int W,
                                   cudaStream_t stream) {
@@ -650,7 +801,8 @@ void conv3x3_backward_filter(float* dweight, float* dbias, const float* dout, co
   const char* op = "conv3x3_backward_filter";
   check_backward_filter(op, dweight, dbias, "dout", dout, in, N, Cin, Cout, H, W, workspace);
   NvtxRange range(op);
-  backward_filter<false>(dweight, dbias, dout, nullptr, in, N, Cin, Cout, H, W, workspace, stream);
+  backward_filter<DoutSource::kPlain>(dweight, dbias, dout, nullptr, in, N, Cin, Cout, H, W,
+                                      workspace, stream);
 }
 
 void conv3x3_backward_filter_from_maxpool(float* dweight, float* dbias, const float* dpool,
@@ -665,7 +817,40 @@ void conv3x3_backward_filter_from_maxpool(float* dweight, float* dbias, const fl
              op, H, W);
   require_pointer(op, "act", act);
   NvtxRange range(op);
-  backward_filter<true>(dweight, dbias, dpool, act, in, N, Cin, Cout, H, W, workspace, stream);
+  backward_filter<DoutSource::kMaxpoolRelu>(dweight, dbias, dpool, act, in, N, Cin, Cout, H, W,
+                                            workspace, stream);
+}
+
+void conv3x3_backward_filter_from_bn_maxpool(float* dweight, float* dbias, float* dgamma,
+                                             float* dbeta, const float* dpool,
+                                             const std::uint8_t* window, const float* conv_out,
+                                             const float* save_mean, const float* save_invstd,
+                                             const float* gamma, const float* in, int N, int Cin,
+                                             int Cout, int H, int W, double* bn_workspace,
+                                             float* workspace, cudaStream_t stream) {
+  const char* op = "conv3x3_backward_filter_from_bn_maxpool";
+  check_backward_filter(op, dweight, dbias, "dpool", dpool, in, N, Cin, Cout, H, W, workspace);
+  OCTA_CHECK(H % 2 == 0 && W % 2 == 0,
+             "{}: H = {} and W = {} must both be even for the 2x2 max-pool (for odd sizes use the "
+             "unfused kernels: kernels/batchnorm.hpp, kernels/pool.hpp)",
+             op, H, W);
+  require_pointer(op, "dgamma", dgamma);
+  require_pointer(op, "dbeta", dbeta);
+  require_pointer(op, "window", window);
+  require_pointer(op, "conv_out", conv_out);
+  require_pointer(op, "save_mean", save_mean);
+  require_pointer(op, "save_invstd", save_invstd);
+  require_pointer(op, "gamma", gamma);
+  require_pointer(op, "bn_workspace (batchnorm_relu_maxpool_backward_workspace doubles)",
+                  bn_workspace);
+  NvtxRange range(op);
+  batchnorm_relu_maxpool_backward_sums(bn_workspace, dpool, window, conv_out, save_mean,
+                                       save_invstd, N, Cout, H, W, stream);
+  const BnGradSource bn{window,    bn_workspace, batchnorm_relu_maxpool_backward_blocks(N, H, W),
+                        save_mean, save_invstd,  gamma,
+                        dgamma,    dbeta};
+  backward_filter<DoutSource::kBnMaxpoolRelu>(dweight, dbias, dpool, conv_out, in, N, Cin, Cout, H,
+                                              W, workspace, stream, bn);
 }
 
 }  // namespace octa::gpu

@@ -18,6 +18,17 @@ void conv3x3_relu_maxpool_forward(float* pooled, float* act, const float* in, co
                                   const float* bias, int N, int Cin, int Cout, int H, int W,
                                   cudaStream_t stream);
 
+// Model B's training forward, first half (the second: batchnorm_relu_maxpool_forward_train in
+// kernels/batchnorm_fused.hpp): out = conv3x3(in, weight) + bias (N, Cout, H, W), as
+// conv3x3_forward with kNone, and BatchNorm's statistics of out from the kernel's epilogue: for
+// each of conv3x3_bn_stats_tiles(N, H, W) tiles of output pixels and each channel, the tile's
+// pixel count, mean and sum of squared deviations, in `stats` (3 * Cout * tiles doubles, laid out
+// as batchnorm_fused.hpp says; every value written, no clearing needed). Deterministic.
+int conv3x3_bn_stats_tiles(int N, int H, int W);
+void conv3x3_forward_bn_stats(float* out, double* stats, const float* in, const float* weight,
+                              const float* bias, int N, int Cin, int Cout, int H, int W,
+                              cudaStream_t stream);
+
 // din: (N, Cin, H, W) = gradient w.r.t. the input, given dout: (N, Cout, H, W).
 void conv3x3_backward_data(float* din, const float* dout, const float* weight, int N, int Cin,
                            int Cout, int H, int W, cudaStream_t stream);
@@ -39,5 +50,21 @@ void conv3x3_backward_filter_from_maxpool(float* dweight, float* dbias, const fl
                                           const float* act, const float* in, int N, int Cin,
                                           int Cout, int H, int W, float* workspace,
                                           cudaStream_t stream);
+
+// Model B's first stage backward with the fused BatchNorm (kernels/batchnorm_fused.hpp): from the
+// pool's gradient dpool (N, Cout, H/2, W/2), the window codes, BatchNorm's input conv_out
+// (N, Cout, H, W), its saved statistics and gamma, both BatchNorm's gradients dgamma, dbeta (Cout)
+// and the convolution's dweight, dbias, with BatchNorm's input gradient rebuilt while the filter
+// gradient stages it (never written): batchnorm_relu_maxpool_backward_sums into bn_workspace
+// (batchnorm_relu_maxpool_backward_workspace doubles), then the filter gradient through
+// `workspace` as conv3x3_backward_filter. Bit-identical to batchnorm_relu_maxpool_backward
+// followed by conv3x3_backward_filter. H and W even.
+void conv3x3_backward_filter_from_bn_maxpool(float* dweight, float* dbias, float* dgamma,
+                                             float* dbeta, const float* dpool,
+                                             const std::uint8_t* window, const float* conv_out,
+                                             const float* save_mean, const float* save_invstd,
+                                             const float* gamma, const float* in, int N, int Cin,
+                                             int Cout, int H, int W, double* bn_workspace,
+                                             float* workspace, cudaStream_t stream);
 
 }  // namespace octa::gpu

@@ -11,7 +11,9 @@
 #include "engine/core/error.hpp"
 #include "engine/cuda/check.hpp"
 #include "engine/cuda/nvtx.hpp"
+#include "kernels/batchnorm_stats.cuh"
 #include "kernels/conv3x3_plan.hpp"
+#include "kernels/launch_checks.hpp"
 #include "kernels/maxpool_window.cuh"
 
 namespace octa::gpu {
@@ -105,6 +107,11 @@ __device__ __forceinline__ float im2col_at(const float* __restrict__ in, Pixel p
 //
 // Pixel order: row-major (n, y, x) over the whole batch; with kPool window-major, (n, window row,
 // window column, dy, dx), so that each 2x2 window is 4 consecutive m and lies in one block.
+//
+// kStats: model B's training forward (conv3x3_tc_forward_bn_stats): out = conv + bias, and the
+// block's 64 pixels (tile blockIdx.x of ceil(N*H*W / 64)) emit BatchNorm's statistics of its BN
+// channels (kernels/batchnorm_stats.cuh) from C in shared memory: kConvThreads / BN threads per
+// channel each sum a fixed run of pixels, then one adds those in order. No atomics.
 // =============================================================================================
 
 constexpr int kBM = 64;
@@ -115,13 +122,15 @@ constexpr int kLdA = kBM + 4;      // A: (m, k) at k * kLdA + m; C: (m, o) at o 
 constexpr int kLdB = kChunkK + 4;  // B: (k, o) at o * kLdB + k
 static_assert(kChunkK % kStep == 0 && kBM == 4 * kTile, "tiles must divide the block");
 
-template <int BN, bool kFlip, bool kRelu, bool kPool>
+template <int BN, bool kFlip, bool kRelu, bool kPool, bool kStats>
 __global__ void __launch_bounds__(kConvThreads)
     conv3x3_tc_kernel(float* __restrict__ out, float* __restrict__ pooled,
-                      const float* __restrict__ in, const float* __restrict__ weight,
-                      const float* __restrict__ bias, int Cin, int Cout, int H, int W, int pixels) {
+                      double* __restrict__ stats, const float* __restrict__ in,
+                      const float* __restrict__ weight, const float* __restrict__ bias, int Cin,
+                      int Cout, int H, int W, int pixels) {
   static_assert(BN % kTile == 0, "BN must be a multiple of 16");
   static_assert(!(kFlip && kPool), "the backward-data pass has no pooling");
+  static_assert(!kStats || !(kFlip || kRelu || kPool), "statistics are of the plain forward");
   constexpr int kSmemFloats = cmax(kChunkK * kLdA + BN * kLdB, BN * kLdA);  // staging, then C
   __shared__ __align__(32) float smem[kSmemFloats];
   __shared__ Pixel pix[kBM];
@@ -235,6 +244,36 @@ __global__ void __launch_bounds__(kConvThreads)
       out[(static_cast<std::size_t>(n) * Cout + o) * plane +
           static_cast<std::size_t>(pix[ml].y * W + pix[ml].x)] = s;
     }
+    if constexpr (kStats) {
+      constexpr int kSeg = kConvThreads / BN;  // threads per channel
+      constexpr int kSegPix = kBM / kSeg;
+      static_assert(kConvThreads % BN == 0 && kBM % kSeg == 0, "the sums must tile the block");
+      __shared__ double sum_s[2][kConvThreads];
+      const int ol = tid / kSeg, seg = tid % kSeg, o = o0 + ol;
+      const float b = o < Cout ? bias[o] : 0.0f;  // channels past Cout: never stored
+      // The shift: the block's first pixel, which every block has.
+      const double k = static_cast<double>(c_s[ol * kLdA] + b);
+      double s1 = 0.0, s2 = 0.0;
+      for (int ml = seg * kSegPix; ml < (seg + 1) * kSegPix; ++ml) {
+        if (pix[ml].n < 0) continue;
+        const double d = static_cast<double>(c_s[ol * kLdA + ml] + b) - k;
+        s1 += d;
+        s2 += d * d;
+      }
+      sum_s[0][tid] = s1;
+      sum_s[1][tid] = s2;
+      __syncthreads();
+      if (seg == 0 && o < Cout) {
+        for (int g = 1; g < kSeg; ++g) {
+          s1 += sum_s[0][tid + g];
+          s2 += sum_s[1][tid + g];
+        }
+        const long long first = static_cast<long long>(blockIdx.x) * kBM;
+        const double count = static_cast<double>(pixels - first < kBM ? pixels - first : kBM);
+        store_tile_stats(stats, Cout, static_cast<int>(gridDim.x), o, static_cast<int>(blockIdx.x),
+                         count, k, s1, s2);
+      }
+    }
   }
 }
 
@@ -255,19 +294,20 @@ void check_tc_grid(const char* op, int N, int Cout, int H, int W) {
   check_grid(op, "output channel groups", ceil_div(Cout, tc_tile_n(Cout)), 65535);
 }
 
-template <bool kFlip, bool kRelu, bool kPool>
+template <bool kFlip, bool kRelu, bool kPool, bool kStats = false>
 void launch_tc(float* out, float* pooled, const float* in, const float* weight, const float* bias,
-               int N, int Cin, int Cout, int H, int W, cudaStream_t stream) {
+               int N, int Cin, int Cout, int H, int W, cudaStream_t stream,
+               double* stats = nullptr) {
   const long long pixels = static_cast<long long>(N) * H * W;
   const int bn = tc_tile_n(Cout);
   const dim3 grid(static_cast<unsigned int>(ceil_div(pixels, kBM)),
                   static_cast<unsigned int>(ceil_div(Cout, bn)));
   if (bn == kNarrowBN) {
-    conv3x3_tc_kernel<kNarrowBN, kFlip, kRelu, kPool><<<grid, kConvThreads, 0, stream>>>(
-        out, pooled, in, weight, bias, Cin, Cout, H, W, static_cast<int>(pixels));
+    conv3x3_tc_kernel<kNarrowBN, kFlip, kRelu, kPool, kStats><<<grid, kConvThreads, 0, stream>>>(
+        out, pooled, stats, in, weight, bias, Cin, Cout, H, W, static_cast<int>(pixels));
   } else {
-    conv3x3_tc_kernel<kWideBN, kFlip, kRelu, kPool><<<grid, kConvThreads, 0, stream>>>(
-        out, pooled, in, weight, bias, Cin, Cout, H, W, static_cast<int>(pixels));
+    conv3x3_tc_kernel<kWideBN, kFlip, kRelu, kPool, kStats><<<grid, kConvThreads, 0, stream>>>(
+        out, pooled, stats, in, weight, bias, Cin, Cout, H, W, static_cast<int>(pixels));
   }
   OCTA_CUDA_CHECK_LAUNCH();
 }
@@ -398,6 +438,25 @@ void conv3x3_tc_forward(float* out, const float* in, const float* weight, const 
   } else {
     launch_tc<false, false, false>(out, nullptr, in, weight, bias, N, Cin, Cout, H, W, stream);
   }
+}
+
+int conv3x3_tc_bn_stats_tiles(int N, int H, int W) {
+  const char* op = "conv3x3_tc_bn_stats_tiles";
+  check_conv_sizes(op, N, 1, 1, H, W);
+  check_tc_grid(op, N, 1, H, W);
+  return static_cast<int>(ceil_div(static_cast<long long>(N) * H * W, kBM));
+}
+
+void conv3x3_tc_forward_bn_stats(float* out, double* stats, const float* in, const float* weight,
+                                 const float* bias, int N, int Cin, int Cout, int H, int W,
+                                 cudaStream_t stream) {
+  const char* op = "conv3x3_tc_forward_bn_stats";
+  check_forward_args(op, out, in, weight, bias, N, Cin, Cout, H, W, Epilogue::kNone);
+  require_pointer(op, "stats (3 * Cout * conv3x3_tc_bn_stats_tiles doubles)", stats);
+  check_tc_grid(op, N, Cout, H, W);
+  NvtxRange range(op);
+  launch_tc<false, false, false, true>(out, nullptr, in, weight, bias, N, Cin, Cout, H, W, stream,
+                                       stats);
 }
 
 void conv3x3_tc_relu_maxpool_forward(float* pooled, float* act, const float* in,

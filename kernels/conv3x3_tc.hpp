@@ -33,6 +33,14 @@ void conv3x3_tc_relu_maxpool_forward(float* pooled, float* act, const float* in,
                                      const float* weight, const float* bias, int N, int Cin,
                                      int Cout, int H, int W, cudaStream_t stream);
 
+// out = conv3x3(in, weight) + bias and BatchNorm's per-tile statistics of out, as
+// conv3x3_forward_bn_stats, with this kernel's tiles: conv3x3_tc_bn_stats_tiles(N, H, W) blocks of
+// 64 output pixels (row-major over the batch, so a tile may straddle two images).
+int conv3x3_tc_bn_stats_tiles(int N, int H, int W);
+void conv3x3_tc_forward_bn_stats(float* out, double* stats, const float* in, const float* weight,
+                                 const float* bias, int N, int Cin, int Cout, int H, int W,
+                                 cudaStream_t stream);
+
 // din: (N, Cin, H, W) from dout: (N, Cout, H, W), as conv3x3_backward_data.
 void conv3x3_tc_backward_data(float* din, const float* dout, const float* weight, int N, int Cin,
                               int Cout, int H, int W, cudaStream_t stream);

@@ -1,6 +1,7 @@
 // tests/test_gpu_train.cpp: the CUDA engine against the CPU reference, step for step: one training
 // step, then 20 Adam steps, for models A and B and the three convolution paths (fused: octa's
 // kernels, conv2 on the tensor cores; fused-fp32: octa's kernels on the CUDA cores; cudnn);
+// model B's fused BatchNorm against the unfused kernels (training and the folded eval form);
 // determinism; the --conv names; state
 // moving between the GPU and the CPU (checkpoints written on one load on the other); the loader
 // thread's pinned ring and the copy stream; phase timing.
@@ -110,6 +111,78 @@ TEST_CASE("GPU step matches the CPU reference: model B, cuDNN", "[gpu][train]") 
   OCTA_REQUIRE_GPU();
   compare_with_cpu(Arch::kB, ConvPath::kCudnn, 64, 1);
   compare_with_cpu(Arch::kB, ConvPath::kCudnn, 37, 20);
+}
+
+namespace {
+
+// Model B's fused BatchNorm (CudaBackendOptions::fuse_batchnorm: kernels/batchnorm_fused.hpp)
+// against the unfused kernels it replaces, on one of octa's convolution paths: the same batches
+// (graph replays and a partial batch included), PyTorch's Adam; the states compared by the one
+// rule of compare_states.hpp (the convolution biases before BatchNorm are bounded). Evaluation
+// (the folded form) against an unfused engine holding the same state, so that the fold is what is
+// compared: at initialisation, after the steps, after more steps (the fold follows the
+// parameters and running statistics) and after the fused engine loads a state.
+void compare_fused_with_unfused(ConvPath conv, int batch, int steps) {
+  INFO("model B, --conv " << octa::conv_path_name(conv) << ", batch " << batch << ", " << steps
+                          << " steps");
+  const auto split = octa::test::synthetic_split(3 * batch + 5, 31);
+  const octa::BackendConfig cfg = config(Arch::kB, batch);
+  octa::CudaBackendOptions opt;
+  opt.conv = conv;
+  auto fused = octa::make_cuda_backend(cfg, opt);
+  opt.fuse_batchnorm = false;
+  auto unfused = octa::make_cuda_backend(cfg, opt);
+  auto evaluator = octa::make_cuda_backend(cfg, opt);  // unfused, loaded with the fused one's state
+  CHECK(fused->description().find("unfused") == std::string::npos);
+  CHECK_THAT(unfused->description(), Catch::Contains("BatchNorm unfused"));
+  const auto tol = octa::test::tol::kGpuStepVsCpu;
+
+  std::vector<float> x(static_cast<std::size_t>(batch) * 784), y(static_cast<std::size_t>(batch));
+  octa::data::BatchLoader loader(split, batch, false, false, 0, 8);
+  const int n = loader.fill(0, x.data(), y.data(), nullptr);
+  std::vector<float> z_fused(static_cast<std::size_t>(n)), z_unfused(z_fused.size());
+  const auto predictions_agree = [&](const char* when, octa::TrainingBackend& other) {
+    INFO(when);
+    fused->predict(x.data(), n, z_fused.data());
+    other.predict(x.data(), n, z_unfused.data());
+    OCTA_CHECK_CLOSE("eval logits", z_fused.data(), z_unfused.data(), z_unfused.size(), tol);
+  };
+  predictions_agree("at initialisation", *unfused);
+
+  const auto l_fused = octa::test::run_steps(*fused, split, batch, steps);
+  const auto l_unfused = octa::test::run_steps(*unfused, split, batch, steps);
+  OCTA_CHECK_CLOSE("losses", l_fused.data(), l_unfused.data(), l_unfused.size(), tol);
+  const auto p_fused = fused->model_state();
+  octa::test::check_states_close(octa::ParamTable::for_arch(Arch::kB), p_fused,
+                                 unfused->model_state(), cfg.seed, steps, cfg.optimizer.lr, tol);
+  const auto o_fused = fused->optimizer_state(), o_unfused = unfused->optimizer_state();
+  CHECK(o_fused.step == o_unfused.step);
+  OCTA_CHECK_CLOSE("exp_avg", o_fused.m.data(), o_unfused.m.data(), o_unfused.m.size(), tol);
+  OCTA_CHECK_CLOSE("exp_avg_sq", o_fused.v.data(), o_unfused.v.data(), o_unfused.v.size(), tol);
+
+  evaluator->load(p_fused, nullptr);
+  predictions_agree("after the training steps", *evaluator);
+  // The fold writes buffers of its own: the state (what checkpoints hold) is PyTorch's unfolded
+  // parameters, unchanged by evaluating.
+  CHECK(fused->model_state().values == p_fused.values);
+
+  octa::test::run_steps(*fused, split, batch, 2);
+  evaluator->load(fused->model_state(), nullptr);
+  predictions_agree("after two more steps", *evaluator);
+  fused->load(unfused->model_state(), nullptr);
+  predictions_agree("after loading the unfused engine's state", *unfused);
+}
+
+}  // namespace
+
+TEST_CASE("GPU: model B's fused BatchNorm equals the unfused kernels, 20 Adam steps and eval",
+          "[gpu][train][batchnorm]") {
+  OCTA_REQUIRE_GPU();
+  for (const ConvPath conv : {ConvPath::kFused, ConvPath::kFusedFp32}) {
+    compare_fused_with_unfused(conv, 64, 1);
+    compare_fused_with_unfused(conv, 64, 20);
+    compare_fused_with_unfused(conv, 37, 20);
+  }
 }
 
 TEST_CASE("GPU training is deterministic: two runs from one seed give identical losses",
@@ -243,15 +316,23 @@ TEST_CASE("GPU: phase timing names every phase of the step and changes no number
     }
     CHECK(total > 0.0f);
     INFO("phases: " << Catch::Detail::stringify(names));
-    // Model A (--conv fused) folds pool1's and the ReLU's backward into conv1's filter gradient.
-    const char* conv1_filter =
-        arch == Arch::kA ? "pool1+relu+conv1.backward_filter" : "conv1.backward_filter";
+    // Model A (--conv fused) folds pool1's and the ReLU's backward into conv1's filter gradient,
+    // model B pool1's, the ReLU's and bn1's.
+    const char* conv1_filter = arch == Arch::kA ? "pool1+relu+conv1.backward_filter"
+                                                : "pool1+relu+bn1+conv1.backward_filter";
     for (const char* expected : {"h2d_copy", "conv2.backward_filter", "conv2.backward_data",
                                  conv1_filter, "fc1.backward", "fc2+bce_loss+backward", "adam"}) {
       CHECK(std::find(names.begin(), names.end(), expected) != names.end());
     }
-    CHECK((arch == Arch::kA) ==
-          (std::find(names.begin(), names.end(), "pool1.backward") == names.end()));
+    // Model B (--conv fused): BatchNorm fused with conv, ReLU and pool, forward and backward.
+    CHECK(std::find(names.begin(), names.end(), "pool1.backward") == names.end());
+    for (const char* fused : {"conv1+bn1_stats", "bn1+relu+pool1", "conv2+bn2_stats",
+                              "bn2+relu+pool2", "pool2+relu+bn2.backward"}) {
+      CHECK((arch == Arch::kB) == (std::find(names.begin(), names.end(), fused) != names.end()));
+    }
+    for (const char* gone : {"bn1+relu", "pool1+relu+bn1.backward", "conv1.backward_filter"}) {
+      CHECK(std::find(names.begin(), names.end(), gone) == names.end());
+    }
     CHECK(std::find(names.begin(), names.end(), "conv1.backward_data") == names.end());
     // The head kernel replaces the separate fc2, loss and fc2/dropout/ReLU backward phases.
     for (const char* gone : {"fc2", "bce_loss", "fc2.backward", "relu.backward"}) {

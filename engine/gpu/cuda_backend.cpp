@@ -6,10 +6,20 @@
 //   gradient back through fc1's ReLU -> fc1 backward (cuBLAS) -> pool2+ReLU backward ->
 //   conv2 backward (filter, data) -> conv1's filter gradient straight from pool1's gradient (the
 //   pool's and ReLU's backward folded in) -> one fused Adam over the whole parameter buffer.
-// Model B inserts BatchNorm (ReLU fused into it, forward and backward), global average pooling and
-// dropout (Philox keyed by the device-side step counter, so graph replays draw fresh masks that
-// equal the CPU reference's; its backward is folded into the head). Evaluation runs fc2 on its own
-// (cuBLAS) for the logits.
+// Model B inserts BatchNorm, global average pooling and dropout (Philox keyed by the device-side
+// step counter, so graph replays draw fresh masks that equal the CPU reference's; its backward is
+// folded into the head). Evaluation runs fc2 on its own (cuBLAS) for the logits.
+//
+// Model B's BatchNorm on octa's kernels (kernels/batchnorm_fused.hpp; CudaBackendOptions::
+// fuse_batchnorm, on by default): in training each stage is the convolution with BatchNorm's
+// statistics from its epilogue, then one kernel for BatchNorm + ReLU + pool (which saves window
+// codes, not the activation), and backward one launcher for the pool's, ReLU's and BatchNorm's
+// backward before the convolution's (conv1, whose input gradient is not needed: folded into its
+// filter gradient's staging, so its dconv is never written); in evaluation BatchNorm is folded into
+// the convolution's weights and bias (folded_w/folded_b, recomputed before the first prediction
+// after any training step or load: the checkpointed parameters stay PyTorch's) and the stage is one
+// kernel, conv + BatchNorm + ReLU + pool. Unfused (and on cuDNN's path): the convolution, BatchNorm
+// with the ReLU fused into it (forward and backward), the pool.
 //
 // Convolutions (--conv): fused runs conv2's three passes (Cin = 32: long reductions) on the tensor
 // cores in 3xTF32 (kernels/conv3x3_tc.hpp) and conv1 (Cin = 1) on the CUDA cores
@@ -40,6 +50,7 @@
 #include "engine/gpu/linear.hpp"
 #include "engine/model/cpu_model.hpp"
 #include "kernels/batchnorm.hpp"
+#include "kernels/batchnorm_fused.hpp"
 #include "kernels/conv3x3.hpp"
 #include "kernels/conv3x3_tc.hpp"
 #include "kernels/elementwise.hpp"
@@ -104,10 +115,12 @@ class PinnedHostBatch final : public data::HostBatch {
   cuda::Event read_done_;
 };
 
-// Phase names of a feature stage (NVTX ranges and phase_times()).
+// Phase names of a feature stage (NVTX ranges and phase_times()); the last six: model B's fused
+// BatchNorm.
 struct StageNames {
   const char *conv_relu_pool, *conv, *bn, *pool, *pool_backward, *bn_backward, *conv_filter,
-      *conv_data, *pool_conv_filter;
+      *conv_data, *pool_conv_filter, *conv_bn_stats, *bn_relu_pool, *bn_relu_pool_backward, *fold,
+      *bn_pool_conv_filter, *folded;
 };
 constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "conv1",
@@ -117,7 +130,13 @@ constexpr StageNames kStage1Names{"conv1+relu+pool1",
                                   "bn1+relu.backward",
                                   "conv1.backward_filter",
                                   "conv1.backward_data",
-                                  "pool1+relu+conv1.backward_filter"};
+                                  "pool1+relu+conv1.backward_filter",
+                                  "conv1+bn1_stats",
+                                  "bn1+relu+pool1",
+                                  "pool1+relu+bn1.backward",
+                                  "bn1_fold",
+                                  "pool1+relu+bn1+conv1.backward_filter",
+                                  "conv1+bn1+relu+pool1 (folded)"};
 constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "conv2",
                                   "bn2+relu",
@@ -126,7 +145,13 @@ constexpr StageNames kStage2Names{"conv2+relu+pool2",
                                   "bn2+relu.backward",
                                   "conv2.backward_filter",
                                   "conv2.backward_data",
-                                  "pool2+relu+conv2.backward_filter"};
+                                  "pool2+relu+conv2.backward_filter",
+                                  "conv2+bn2_stats",
+                                  "bn2+relu+pool2",
+                                  "pool2+relu+bn2.backward",
+                                  "bn2_fold",
+                                  "pool2+relu+bn2+conv2.backward_filter",
+                                  "conv2+bn2+relu+pool2 (folded)"};
 
 // One feature stage (conv3x3 [-> BatchNorm] -> ReLU -> maxpool) and its device buffers.
 struct Stage {
@@ -141,12 +166,22 @@ struct Stage {
   // ReLU's backward are folded into the filter gradient's kernel (CUDA cores only), so dact is
   // never materialised.
   bool pool_into_filter = false;
+  // Model B, octa's kernels, CudaBackendOptions::fuse_batchnorm: kernels/batchnorm_fused.hpp.
+  bool fused_bn = false;
+  // fused_bn, a stage whose input gradient is not needed (conv1): BatchNorm's and the pool's
+  // backward folded into the filter gradient's kernel (CUDA cores), so dconv is never written.
+  bool bn_into_filter = false;
   DeviceBuffer<float> conv;  // conv output before BatchNorm (model B only)
   DeviceBuffer<float> act;   // after (BatchNorm and) ReLU: (N, cout, size, size)
   DeviceBuffer<float> pool;  // (N, cout, size/2, size/2)
   DeviceBuffer<float> save_mean, save_invstd;
   DeviceBuffer<float> dact;   // gradient w.r.t. act (then w.r.t. the conv output, model A)
   DeviceBuffer<float> dconv;  // gradient w.r.t. the conv output (model B)
+  // fused_bn: the convolution's per-tile statistics, the pool's window codes, the backward's
+  // workspace, and the conv's weights and bias with eval-mode BatchNorm folded in.
+  DeviceBuffer<double> bn_stats, bn_backward_ws;
+  DeviceBuffer<std::uint8_t> window;
+  DeviceBuffer<float> folded_w, folded_b;
   std::optional<gpu::CudnnConv3x3> cudnn;
 };
 
@@ -173,8 +208,9 @@ class CudaBackend final : public TrainingBackend {
   }
 
   std::string description() const override {
-    return fmt::format("cuda:{} {} (--conv {})", opt_.device, device_name_,
-                       conv_path_name(opt_.conv));
+    return fmt::format("cuda:{} {} (--conv {}{})", opt_.device, device_name_,
+                       conv_path_name(opt_.conv),
+                       s1_.bn && !s1_.fused_bn ? ", BatchNorm unfused" : "");
   }
   const ParamTable& table() const override { return table_; }
 
@@ -213,6 +249,7 @@ class CudaBackend final : public TrainingBackend {
     NvtxRange range("predict");
     PinnedHostBatch& staged = stage_on_host(images, nullptr, n);
     slot_ = copy_in(staged, n, /*with_targets=*/false);
+    if (folded_stale_) fold_batchnorm();
     forward(n, /*train=*/false);
     OCTA_CUDA_CHECK(cudaEventRecord(input_free_[slot_], stream_));
     OCTA_CUDA_CHECK(cudaMemcpyAsync(staging_logits_.data(), logits_.data(), n * sizeof(float),
@@ -247,6 +284,7 @@ class CudaBackend final : public TrainingBackend {
     OCTA_CHECK(model.values.size() == table_.num_total(), "model state has {} values, expected {}",
                model.values.size(), table_.num_total());
     copy(params_.data(), model.values.data(), model.values.size() * sizeof(float));
+    folded_stale_ = true;
     num_batches_tracked_ = model.num_batches_tracked;
     const std::size_t n = table_.num_trainable();
     const bool adam = cfg_.optimizer.kind == OptimizerKind::kAdam;
@@ -318,12 +356,30 @@ class CudaBackend final : public TrainingBackend {
       s.bn_mean = table_.at(bn + ".running_mean").offset;
       s.bn_var = table_.at(bn + ".running_var").offset;
       s.conv = DeviceBuffer<float>(full, "conv output");
-      s.dconv = DeviceBuffer<float>(full, "conv output gradient");
       s.save_mean = DeviceBuffer<float>(static_cast<std::size_t>(cout), "BatchNorm mean");
       s.save_invstd = DeviceBuffer<float>(static_cast<std::size_t>(cout), "BatchNorm invstd");
+      s.fused_bn = octa_kernels() && opt_.fuse_batchnorm;
+      s.bn_into_filter = s.fused_bn && !needs_input_gradient && !s.tensor_cores;
+      if (!s.bn_into_filter) s.dconv = DeviceBuffer<float>(full, "conv output gradient");
     }
+    if (s.fused_bn) {
+      const auto c = static_cast<std::size_t>(cout);
+      s.bn_stats =
+          DeviceBuffer<double>(3 * c * static_cast<std::size_t>(stats_tiles(s, cfg_.max_batch)),
+                               "BatchNorm tile statistics");
+      s.bn_backward_ws = DeviceBuffer<double>(
+          gpu::batchnorm_relu_maxpool_backward_workspace(cfg_.max_batch, cout, size, size),
+          "BatchNorm backward workspace");
+      s.window = DeviceBuffer<std::uint8_t>(full / 4, "max-pool window codes");
+      s.folded_w = DeviceBuffer<float>(c * static_cast<std::size_t>(cin) * 9, "folded conv weight");
+      s.folded_b = DeviceBuffer<float>(c, "folded conv bias");
+    }
+    // The fused stage keeps no activation for backward; its eval form writes one (the fused
+    // conv + ReLU + pool kernels' contract), so the buffer stays.
     s.act = DeviceBuffer<float>(full, "activation");
-    if (!s.pool_into_filter) s.dact = DeviceBuffer<float>(full, "activation gradient");
+    if (!s.pool_into_filter && !s.fused_bn) {
+      s.dact = DeviceBuffer<float>(full, "activation gradient");
+    }
     s.pool = DeviceBuffer<float>(full / 4, "pooled activation");
     if (!octa_kernels()) s.cudnn.emplace(cudnn_.get(), cin, cout, size, size);
   }
@@ -487,6 +543,7 @@ class CudaBackend final : public TrainingBackend {
       step_body(n);
     }
     OCTA_CUDA_CHECK(cudaEventRecord(input_free_[slot_], stream_));
+    folded_stale_ = true;  // parameters and running statistics have moved
     if (!table_.batchnorm_layers().empty()) ++num_batches_tracked_;
     if (timing_step_) {
       timing_step_ = false;
@@ -503,7 +560,55 @@ class CudaBackend final : public TrainingBackend {
   // octa's own convolution kernels (--conv fused or fused-fp32), not cuDNN's.
   bool octa_kernels() const { return opt_.conv != ConvPath::kCudnn; }
 
+  // Tiles of BatchNorm statistics the stage's convolution writes at batch n (fused_bn).
+  static int stats_tiles(const Stage& s, int n) {
+    return s.tensor_cores ? gpu::conv3x3_tc_bn_stats_tiles(n, s.size, s.size)
+                          : gpu::conv3x3_bn_stats_tiles(n, s.size, s.size);
+  }
+
+  // Model B's fused stage forward: training, the convolution with BatchNorm's statistics, then
+  // BatchNorm + ReLU + pool; evaluation, conv + ReLU + pool over the folded weights.
+  void fused_stage_forward(Stage& s, const float* in, int n, bool train) {
+    if (!train) {
+      Phase phase(*this, s.names.folded);
+      const auto conv_relu_pool = s.tensor_cores ? &gpu::conv3x3_tc_relu_maxpool_forward
+                                                 : &gpu::conv3x3_relu_maxpool_forward;
+      conv_relu_pool(s.pool.data(), s.act.data(), in, s.folded_w.data(), s.folded_b.data(), n,
+                     s.cin, s.cout, s.size, s.size, stream_);
+      return;
+    }
+    {
+      Phase phase(*this, s.names.conv_bn_stats);
+      const auto conv =
+          s.tensor_cores ? &gpu::conv3x3_tc_forward_bn_stats : &gpu::conv3x3_forward_bn_stats;
+      conv(s.conv.data(), s.bn_stats.data(), in, P(s.w), P(s.b), n, s.cin, s.cout, s.size, s.size,
+           stream_);
+    }
+    Phase phase(*this, s.names.bn_relu_pool);
+    gpu::batchnorm_relu_maxpool_forward_train(
+        s.pool.data(), s.window.data(), s.save_mean.data(), s.save_invstd.data(), P(s.bn_mean),
+        P(s.bn_var), s.conv.data(), s.bn_stats.data(), stats_tiles(s, n), P(s.bn_w), P(s.bn_b), n,
+        s.cout, s.size, s.size, kBnEps, kBnMomentum, stream_);
+  }
+
+  // Eval-mode BatchNorm folded into both stages' convolutions (fused_bn), from the current
+  // parameters and running statistics.
+  void fold_batchnorm() {
+    for (Stage* s : {&s1_, &s2_}) {
+      if (!s->fused_bn) continue;
+      Phase phase(*this, s->names.fold);
+      gpu::batchnorm_fold_conv3x3(s->folded_w.data(), s->folded_b.data(), P(s->w), P(s->b),
+                                  P(s->bn_w), P(s->bn_b), P(s->bn_mean), P(s->bn_var), s->cin,
+                                  s->cout, kBnEps, stream_);
+    }
+    folded_stale_ = false;
+  }
+
   void stage_forward(Stage& s, const float* in, int n, bool train) {
+    if (s.fused_bn) {
+      fused_stage_forward(s, in, n, train);
+      return;
+    }
     const bool fused_pool = !s.bn && octa_kernels();
     if (fused_pool) {
       Phase phase(*this, s.names.conv_relu_pool);
@@ -552,14 +657,33 @@ class CudaBackend final : public TrainingBackend {
                                                 s.cout, s.size, s.size, filter_ws_.data(), stream_);
       return;
     }
-    // Model A: the ReLU's backward is fused into the pool's. Model B: into BatchNorm's.
-    {
+    if (s.bn_into_filter) {
+      OCTA_CHECK(din == nullptr,
+                 "stage_backward: {} folds BatchNorm and the pool into the filter gradient and "
+                 "computes no input gradient",
+                 s.names.bn_pool_conv_filter);
+      Phase phase(*this, s.names.bn_pool_conv_filter);
+      gpu::conv3x3_backward_filter_from_bn_maxpool(
+          G(s.w), G(s.b), G(s.bn_w), G(s.bn_b), dpool, s.window.data(), s.conv.data(),
+          s.save_mean.data(), s.save_invstd.data(), P(s.bn_w), in, n, s.cin, s.cout, s.size, s.size,
+          s.bn_backward_ws.data(), filter_ws_.data(), stream_);
+      return;
+    }
+    const float* dconv = s.dact.data();
+    if (s.fused_bn) {
+      Phase phase(*this, s.names.bn_relu_pool_backward);
+      gpu::batchnorm_relu_maxpool_backward(s.dconv.data(), G(s.bn_w), G(s.bn_b), dpool,
+                                           s.window.data(), s.conv.data(), s.save_mean.data(),
+                                           s.save_invstd.data(), P(s.bn_w), n, s.cout, s.size,
+                                           s.size, s.bn_backward_ws.data(), stream_);
+      dconv = s.dconv.data();
+    } else {
+      // Model A: the ReLU's backward is fused into the pool's. Model B: into BatchNorm's.
       Phase phase(*this, s.names.pool_backward);
       gpu::maxpool2x2_backward(s.dact.data(), dpool, s.act.data(), n, s.cout, s.size, s.size,
                                /*relu_before=*/!s.bn, stream_);
     }
-    const float* dconv = s.dact.data();
-    if (s.bn) {
+    if (s.bn && !s.fused_bn) {
       Phase phase(*this, s.names.bn_backward);
       gpu::batchnorm_backward(s.dconv.data(), G(s.bn_w), G(s.bn_b), s.dact.data(), s.act.data(),
                               s.conv.data(), s.save_mean.data(), s.save_invstd.data(), P(s.bn_w), n,
@@ -736,6 +860,7 @@ class CudaBackend final : public TrainingBackend {
   DeviceBuffer<std::uint8_t> mask_, cublas_ws_;
   std::size_t f1w_ = 0, f1b_ = 0, f2w_ = 0, f2b_ = 0;
   std::int64_t num_batches_tracked_ = 0;
+  bool folded_stale_ = true;  // fold_batchnorm() is due before the next prediction
   int train_batch_ = 0;
   int eager_steps_ = 0;
   // time_phases: an event pair per phase of the step being timed, and the times so far.

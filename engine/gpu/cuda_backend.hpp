@@ -30,6 +30,11 @@ struct CudaBackendOptions {
   // Time every phase of every training step with CUDA events (TrainingBackend::phase_times).
   // Steps then run eagerly, one at a time (no graph, no overlap): for profiling, not for speed.
   bool time_phases = false;
+  // Model B on octa's kernels (fused, fused-fp32): BatchNorm fused with the convolution before it
+  // and the ReLU and pool after it (kernels/batchnorm_fused.hpp; in evaluation folded into the
+  // convolution's weights). false: the separate BatchNorm and pool kernels, for comparison. The
+  // cudnn path always runs them separately.
+  bool fuse_batchnorm = true;
 };
 
 // Throws octa::Error (CudaError) with what the run needed when device memory runs out.

@@ -291,6 +291,23 @@ void CudnnConv3x3::forward(float* out, const float* in, const float* weight, con
   }
 }
 
+void CudnnConv3x3::forward_bias_relu(float* out, const float* in, const float* weight,
+                                     const float* bias, int N, cudaStream_t stream) {
+  cuda::NvtxRange range("CudnnConv3x3::forward_bias_relu");
+  OCTA_CHECK(out != nullptr && in != nullptr && weight != nullptr && bias != nullptr,
+             "CudnnConv3x3::forward_bias_relu: out, in, weight and bias must all be device "
+             "pointers");
+  check_planned(plans_.count(N) != 0, N, stream, "forward_bias_relu");
+  Plan& p = plan_for(N);
+  OCTA_CUDNN_CHECK(cudnnSetStream(handle_, stream));
+  // y = relu(1 * conv(x) + 0 * z + bias): z is `out` itself, scaled by zero (cuDNN allows z to
+  // alias y); the forward's algorithm, whose ReLU form cuDNN supports for any algorithm.
+  const float one = 1.0f, zero = 0.0f;
+  OCTA_CUDNN_CHECK(cudnnConvolutionBiasActivationForward(
+      handle_, &one, p.x, in, p.w, weight, p.conv, p.fwd.algo, p.workspace.data(),
+      p.workspace.bytes(), &zero, p.y, out, p.bias, bias, p.relu, p.y, out));
+}
+
 void CudnnConv3x3::backward_data(float* din, const float* dout, const float* weight, int N,
                                  cudaStream_t stream) {
   cuda::NvtxRange range("CudnnConv3x3::backward_data");

@@ -30,6 +30,11 @@ class CudnnConv3x3 {
   // Same contracts as kernels/conv3x3.hpp (outputs overwritten), stream last.
   void forward(float* out, const float* in, const float* weight, const float* bias, int N,
                Epilogue epilogue, cudaStream_t stream);
+  // out = relu(conv(in, weight) + bias) in one cuDNN call (cudnnConvolutionBiasActivationForward):
+  // the counterpart of octa's folded eval form of conv + BatchNorm + ReLU (bench_kernels). The
+  // training path does not use it.
+  void forward_bias_relu(float* out, const float* in, const float* weight, const float* bias, int N,
+                         cudaStream_t stream);
   void backward_data(float* din, const float* dout, const float* weight, int N,
                      cudaStream_t stream);
   void backward_filter(float* dweight, float* dbias, const float* dout, const float* in, int N,

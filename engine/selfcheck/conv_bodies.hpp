@@ -73,15 +73,28 @@ inline ConvInputs conv_inputs(const ConvShape& s, std::uint64_t seed) {
           random_vector<float>(count(s.Cout), seed + 2, -bound, bound)};
 }
 
-// The passes of a convolution case.
-enum class ConvPass { kForward, kReluMaxpool, kBackwardData, kBackwardFilter, kFromMaxpool };
+// The passes of a convolution case (kBatchNormTrain, kBatchNormEval, kFromBnMaxpool: model B's
+// fused BatchNorm, fused_bn_cases.cpp: the forward with statistics, the folded eval form, conv1's
+// filter gradient with BatchNorm's backward in its staging).
+enum class ConvPass {
+  kForward,
+  kReluMaxpool,
+  kBackwardData,
+  kBackwardFilter,
+  kFromMaxpool,
+  kBatchNormTrain,
+  kBatchNormEval,
+  kFromBnMaxpool
+};
 
 // Which models' training steps run `pass` at a model shape (conv1: Cin 1; conv2), which is what
 // train_gpu's --conv auto check runs: model A fuses the ReLU and the max-pool into the forward
 // (relu_maxpool) and, on octa's kernels, conv1's filter gradient into the pool's backward
-// (from_maxpool), where cuDNN's path runs the plain passes; model B runs the plain forward
-// (BatchNorm follows) and every filter gradient; neither needs conv1's input gradient; the tensor
-// cores never run conv1 (Cin below gpu::kTensorCoreMinCin).
+// (from_maxpool), where cuDNN's path runs the plain passes; model B runs the forward with
+// BatchNorm's statistics in training and the folded form in evaluation on octa's kernels (the plain
+// forward on cuDNN's path, and on octa's when BatchNorm's fusion is turned off), and every filter
+// gradient; neither needs conv1's input gradient; the tensor cores never run conv1 (Cin below
+// gpu::kTensorCoreMinCin).
 inline unsigned pass_models(ConvPass pass, const ConvShape& s, ConvImpl impl) {
   if (s.size != CaseSize::kModel) return 0;
   const bool conv1 = s.Cin < gpu::kTensorCoreMinCin, octa_kernels = impl != ConvImpl::kCudnn;
@@ -97,6 +110,11 @@ inline unsigned pass_models(ConvPass pass, const ConvShape& s, ConvImpl impl) {
       return conv1 && octa_kernels ? kModelB : kModelA | kModelB;
     case ConvPass::kFromMaxpool:
       return conv1 ? kModelA : 0;
+    case ConvPass::kBatchNormTrain:
+    case ConvPass::kBatchNormEval:
+      return octa_kernels ? kModelB : 0;
+    case ConvPass::kFromBnMaxpool:
+      return conv1 && octa_kernels ? kModelB : 0;
   }
   return 0;
 }

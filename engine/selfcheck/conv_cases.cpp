@@ -195,6 +195,8 @@ std::vector<KernelCase> conv_cases(const CaseOptions& options) {
 std::vector<KernelCase> kernel_cases(const CaseOptions& options) {
   std::vector<KernelCase> cases = conv_cases(options);
   for (KernelCase& c : layer_cases()) cases.push_back(std::move(c));
+  for (KernelCase& c : fused_bn_cases(options)) cases.push_back(std::move(c));
+  for (KernelCase& c : fused_bn_step_cases(options)) cases.push_back(std::move(c));
   return cases;
 }
 

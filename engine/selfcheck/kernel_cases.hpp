@@ -17,23 +17,35 @@
 
 namespace octa::selfcheck {
 
-// One implementation of the four 3x3-convolution launchers, which take the same arguments.
+// One implementation of the 3x3-convolution launchers, which take the same arguments.
 struct ConvLaunchers {
   const char* prefix;  // the launchers are <prefix>_forward, <prefix>_relu_maxpool_forward, ...
   decltype(&gpu::conv3x3_forward) forward;
   decltype(&gpu::conv3x3_relu_maxpool_forward) relu_maxpool_forward;
   decltype(&gpu::conv3x3_backward_data) backward_data;
   decltype(&gpu::conv3x3_backward_filter) backward_filter;
+  // Model B's fused BatchNorm (fused_bn_cases.cpp): the forward with BatchNorm's statistics from
+  // its epilogue, and how many tiles of statistics it writes.
+  decltype(&gpu::conv3x3_forward_bn_stats) forward_bn_stats;
+  decltype(&gpu::conv3x3_bn_stats_tiles) bn_stats_tiles;
 
   std::string name(const char* pass) const { return std::string(prefix) + "_" + pass; }
 };
 
-inline const ConvLaunchers kCudaCoreConv{
-    "conv3x3", &gpu::conv3x3_forward, &gpu::conv3x3_relu_maxpool_forward,
-    &gpu::conv3x3_backward_data, &gpu::conv3x3_backward_filter};
-inline const ConvLaunchers kTensorCoreConv{
-    "conv3x3_tc", &gpu::conv3x3_tc_forward, &gpu::conv3x3_tc_relu_maxpool_forward,
-    &gpu::conv3x3_tc_backward_data, &gpu::conv3x3_tc_backward_filter};
+inline const ConvLaunchers kCudaCoreConv{"conv3x3",
+                                         &gpu::conv3x3_forward,
+                                         &gpu::conv3x3_relu_maxpool_forward,
+                                         &gpu::conv3x3_backward_data,
+                                         &gpu::conv3x3_backward_filter,
+                                         &gpu::conv3x3_forward_bn_stats,
+                                         &gpu::conv3x3_bn_stats_tiles};
+inline const ConvLaunchers kTensorCoreConv{"conv3x3_tc",
+                                           &gpu::conv3x3_tc_forward,
+                                           &gpu::conv3x3_tc_relu_maxpool_forward,
+                                           &gpu::conv3x3_tc_backward_data,
+                                           &gpu::conv3x3_tc_backward_filter,
+                                           &gpu::conv3x3_tc_forward_bn_stats,
+                                           &gpu::conv3x3_tc_bn_stats_tiles};
 
 struct CaseOptions {
   ConvLaunchers cuda_core = kCudaCoreConv;
@@ -46,7 +58,13 @@ struct CaseOptions {
 std::vector<KernelCase> conv_cases(const CaseOptions& options);
 // Pooling, BatchNorm, bias/ReLU/dropout, BCE, the fused training head, Adam and SGD.
 std::vector<KernelCase> layer_cases();
-// Both, in that order.
+// Model B's fused conv + BatchNorm + ReLU + pool: the training forward on both implementations
+// (at ordinary inputs and at a large common offset), its backward, the folded eval form.
+std::vector<KernelCase> fused_bn_cases(const CaseOptions& options);
+// Model B's two stages with the fused BatchNorm, as the CUDA backend runs them, over a few Adam
+// steps against the CPU's unfused chain (fused_bn_step_case.cpp).
+std::vector<KernelCase> fused_bn_step_cases(const CaseOptions& options);
+// All four, in that order.
 std::vector<KernelCase> kernel_cases(const CaseOptions& options = {});
 
 }  // namespace octa::selfcheck

@@ -60,6 +60,27 @@ std::vector<KernelCase> cudnn_cases() {
     };
     cases.push_back(std::move(c));
   }
+  // cuDNN's fused conv + bias + ReLU (bench_kernels' counterpart of the folded eval form), into a
+  // poisoned output that it must not read (it is also the z input, scaled by zero).
+  for (const ConvShape& s : model_conv_shapes()) {
+    KernelCase c =
+        cudnn_case("forward_bias_relu", ConvPass::kBatchNormEval, "", s, kForwardReference);
+    c.body = [s](CaseRun& r) {
+      const auto conv = planned(r, s);
+      const ConvInputs x = conv_inputs(s, seed_of("conv forward " + s.tag()));
+      std::vector<float> ref(s.out_size());
+      cpu::conv3x3_forward(ref.data(), x.in.data(), x.weight.data(), x.bias.data(), s.N, s.Cin,
+                           s.Cout, s.H, s.W);
+      cpu::relu_forward(ref.data(), ref.data(), ref.size());
+      const auto in = r.upload(x.in), weight = r.upload(x.weight), bias = r.upload(x.bias);
+      auto out = r.alloc<float>(s.out_size());
+      r.launch([&] {
+        conv->forward_bias_relu(out.data(), in.data(), weight.data(), bias.data(), s.N, r.stream());
+      });
+      r.check("out (relu)", r.download(out), ref, tol::kGpuVsCpu);
+    };
+    cases.push_back(std::move(c));
+  }
   for (const ConvShape& s : model_conv_shapes()) {
     KernelCase c =
         cudnn_case("backward_data", ConvPass::kBackwardData, "", s, kBackwardDataReference);

@@ -33,7 +33,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/selfcheck/kernel_cases.hpp"
+#include "kernels/batchnorm_fused.hpp"
 #include "kernels/conv3x3.hpp"
+#include "kernels/conv3x3_tc.hpp"
 #include "kernels/logit_head.hpp"
 #include "tests/emulation/emul.hpp"
 #include "tests/emulation/emul_wmma.hpp"
@@ -341,11 +343,16 @@ const std::map<std::string, std::vector<GroupKernel>>& group_kernels() {
        {{"conv3x3.cu", "conv3x3_direct_kernel", true},
         {"conv3x3.cu", "conv3x3_wgrad_partial_kernel", true},
         {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel", true},
-        {"pool.cu", "maxpool2x2_backward_kernel", true}}},  // the from-max-pool case's two passes
+        {"pool.cu", "maxpool2x2_backward_kernel", true},  // the from-max-pool case's two passes
+        // Model B's fused BatchNorm: after the statistics, and the fold of the eval form.
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_forward_train_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_fold_conv3x3_kernel", true}}},
       {"conv3x3_tc",
        {{"conv3x3_tc.cu", "conv3x3_tc_kernel", true},
         {"conv3x3_tc.cu", "conv3x3_tc_wgrad_partial_kernel", true},
-        {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel", true}}},
+        {"conv3x3.cu", "conv3x3_wgrad_finalize_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_forward_train_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_fold_conv3x3_kernel", true}}},
       {"pool",
        {{"pool.cu", "maxpool2x2_forward_kernel", true},
         {"pool.cu", "maxpool2x2_backward_kernel", true},
@@ -354,7 +361,9 @@ const std::map<std::string, std::vector<GroupKernel>>& group_kernels() {
       {"batchnorm",
        {{"batchnorm.cu", "batchnorm_forward_train_kernel", true},
         {"batchnorm.cu", "batchnorm_forward_eval_kernel", true},
-        {"batchnorm.cu", "batchnorm_backward_kernel", true}}},
+        {"batchnorm.cu", "batchnorm_backward_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_sums_kernel", true},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_data_kernel", true}}},
       {"elementwise",
        {{"elementwise.cu", "bias_forward_kernel", true},
         {"elementwise.cu", "bias_backward_kernel", true},
@@ -452,10 +461,10 @@ const std::set<std::pair<std::string, sc::CaseSize>> kRunnerCases = {
     {"conv3x3", sc::CaseSize::kSmall},     {"conv3x3", sc::CaseSize::kModel},
     {"conv3x3_tc", sc::CaseSize::kSmall},  {"conv3x3_tc", sc::CaseSize::kModel},
     {"pool", sc::CaseSize::kSmall},        {"pool", sc::CaseSize::kModel},
-    {"batchnorm", sc::CaseSize::kSmall},   {"elementwise", sc::CaseSize::kSmall},
-    {"elementwise", sc::CaseSize::kModel}, {"loss", sc::CaseSize::kSmall},
-    {"loss", sc::CaseSize::kModel},        {"optimizer", sc::CaseSize::kSmall},
-    {"optimizer", sc::CaseSize::kModel}};
+    {"batchnorm", sc::CaseSize::kSmall},   {"batchnorm", sc::CaseSize::kModel},
+    {"elementwise", sc::CaseSize::kSmall}, {"elementwise", sc::CaseSize::kModel},
+    {"loss", sc::CaseSize::kSmall},        {"loss", sc::CaseSize::kModel},
+    {"optimizer", sc::CaseSize::kSmall},   {"optimizer", sc::CaseSize::kModel}};
 
 TEST_CASE("emulator: every case of the table is run by the emulator or says why not",
           "[emul][cases]") {
@@ -494,6 +503,7 @@ OCTA_EMUL_GROUP("conv3x3_tc", Model, "[conv][tc]")
 OCTA_EMUL_GROUP("pool", Small, "[pool]")
 OCTA_EMUL_GROUP("pool", Model, "[pool]")
 OCTA_EMUL_GROUP("batchnorm", Small, "[batchnorm]")
+OCTA_EMUL_GROUP("batchnorm", Model, "[batchnorm]")
 OCTA_EMUL_GROUP("elementwise", Small, "[elementwise]")
 OCTA_EMUL_GROUP("elementwise", Model, "[elementwise]")
 OCTA_EMUL_GROUP("loss", Small, "[loss]")
@@ -524,7 +534,7 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
   EmulDevice dev;
   sc::CaseOptions broken;
   broken.tensor_core.forward = &broken_tc_forward;
-  int failed = 0, passed = 0;
+  int failed = 0, failed_fused = 0, passed = 0;
   for (const sc::KernelCase& c : emulated_cases(broken)) {
     if (c.size != sc::CaseSize::kSmall || c.group != "conv3x3_tc" ||
         c.name.find("backward") != std::string::npos) {
@@ -538,6 +548,13 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
       CHECK_THAT(r.failure(), Catch::Contains("out (kNone): 1 of") &&
                                   Catch::Contains("out (kRelu): 1 of") &&
                                   Catch::Contains("kGpuVsCpu"));
+    } else if (c.name.rfind("conv3x3_tc_forward_bn_stats ", 0) == 0) {
+      // The fused forward's cases compare its convolution with the plain forward bit for bit, so
+      // they name the broken launcher too (and nothing else fails there).
+      ++failed_fused;
+      CHECK_FALSE(r.passed());
+      CHECK_THAT(r.failure(), Catch::Contains("conv_out vs conv3x3_tc_forward bit for bit: 1 of") &&
+                                  !Catch::Contains("pooled"));
     } else {
       ++passed;
       INFO(r.failure());
@@ -545,6 +562,7 @@ TEST_CASE("emulator: a broken launcher fails exactly its own cases, naming the t
     }
   }
   CHECK(failed > 10);
+  CHECK(failed_fused > 10);
   CHECK(passed > 5);
   ec.check_launches();
 }
@@ -612,5 +630,64 @@ TEST_CASE("emulated launchers refuse what they cannot do before any launch, nami
   bad_p.dropout_p = 1.0f;
   CHECK_THROWS_WITH(gpu::logit_head_train(out, bad_p, 1, 4, 1.0f, nullptr),
                     Contains("drop probability p = 1 must be in [0, 1)"));
+  CHECK(emul::launches().empty());
+}
+
+TEST_CASE("emulated fused BatchNorm launchers refuse bad arguments before any launch, naming them",
+          "[emul][check][batchnorm]") {
+  EmulCase ec;
+  using Catch::Contains;
+  Buf<float> f(64);
+  Buf<double> d(64);
+  Buf<std::uint8_t> w(16);
+  float* p = f.data();
+  const char* fwd = "batchnorm_relu_maxpool_forward_train";
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, p, p, d.data(), 1, p, p, 2, 3,
+                                                5, 6, 1e-5f, 0.1f, nullptr),
+      Contains(fwd) && Contains("H = 5 and W = 6 must both be even") && Contains("unfused"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, p, p, d.data(), 0, p, p, 2, 3,
+                                                4, 4, 1e-5f, 0.1f, nullptr),
+      Contains(std::string(fwd) + ": stats_tiles = 0 must be positive"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, nullptr, p, d.data(), 1, p, p,
+                                                2, 3, 4, 4, 1e-5f, 0.1f, nullptr),
+      Contains("running_mean and running_var must both be given or both be null"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, nullptr, p, p, p, p, p, d.data(), 1, p, p, 2, 3,
+                                                4, 4, 1e-5f, 0.1f, nullptr),
+      Contains(std::string(fwd) + ": window must not be null"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_forward_train(p, w.data(), p, p, p, p, p, d.data(), 1, p, p, 1, 3,
+                                                2, 2, 1e-5f, 1.5f, nullptr),
+      Contains("momentum = 1.5 must be in [0, 1]"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_relu_maxpool_backward(p, p, p, p, w.data(), p, p, p, p, 2, 3, 4, 4, nullptr,
+                                           nullptr),
+      Contains("batchnorm_relu_maxpool_backward: workspace") && Contains("must not be null"));
+  CHECK_THROWS_WITH(gpu::batchnorm_relu_maxpool_backward(p, p, p, p, w.data(), p, p, p, p, 2, 0, 4,
+                                                         4, d.data(), nullptr),
+                    Contains("batchnorm_relu_maxpool_backward: C = 0 must be positive"));
+  CHECK_THROWS_WITH(
+      gpu::batchnorm_fold_conv3x3(p, p + 9, p, p + 9, p, p, p, p, 1, 1, 1e-5f, nullptr),
+      Contains("batchnorm_fold_conv3x3") && Contains("must not overwrite"));
+  CHECK_THROWS_WITH(gpu::conv3x3_forward_bn_stats(p, nullptr, p, p, p, 1, 1, 1, 4, 4, nullptr),
+                    Contains("conv3x3_forward_bn_stats: stats") && Contains("must not be null"));
+  CHECK_THROWS_WITH(gpu::conv3x3_tc_forward_bn_stats(p, d.data(), p, p, p, 1, 0, 1, 4, 4, nullptr),
+                    Contains("conv3x3_tc_forward_bn_stats: Cin = 0 must be positive"));
+  const char* filter = "conv3x3_backward_filter_from_bn_maxpool";
+  CHECK_THROWS_WITH(
+      gpu::conv3x3_backward_filter_from_bn_maxpool(p, p, p, p, p, w.data(), p, p, p, p, p, 2, 1, 3,
+                                                   6, 5, d.data(), p, nullptr),
+      Contains(filter) && Contains("must both be even"));
+  CHECK_THROWS_WITH(gpu::conv3x3_backward_filter_from_bn_maxpool(
+                        p, p, p, p, p, nullptr, p, p, p, p, p, 2, 1, 3, 6, 6, d.data(), p, nullptr),
+                    Contains(std::string(filter) + ": window must not be null"));
+  CHECK_THROWS_WITH(gpu::conv3x3_backward_filter_from_bn_maxpool(
+                        p, p, p, p, p, w.data(), p, p, p, p, p, 2, 1, 3, 6, 6, nullptr, p, nullptr),
+                    Contains(std::string(filter) + ": bn_workspace"));
+  CHECK(gpu::conv3x3_bn_stats_tiles(3, 28, 28) == 3 * 4);  // 16x16-pixel tiles
+  CHECK(gpu::conv3x3_tc_bn_stats_tiles(3, 6, 10) == 3);    // 180 pixels in blocks of 64
   CHECK(emul::launches().empty());
 }

@@ -2,8 +2,11 @@
 // GPU is about to be used. train_gpu --help and a --device cpu run never load the CUDA libraries
 // (read from the dynamic loader's own record of every object it loaded, LD_DEBUG=files); without a
 // CUDA driver --device auto loads none either; a missing libocta_gpu.so is said plainly, the run
-// goes on on the CPU path, and --device cuda stops naming the reason.
+// goes on on the CPU path, and --device cuda stops naming the reason. And the module a CUDA build
+// writes beside libocta.so has the entry point and table the loader expects.
 #include <catch2/catch.hpp>
+
+#include <dlfcn.h>
 
 #include <filesystem>
 #include <fstream>
@@ -198,4 +201,34 @@ TEST_CASE("the module loader maps the CUDA libraries only when it loads the modu
       CHECK_THAT(maps, !Catch::Contains(name));
     }
   }
+}
+
+TEST_CASE("the GPU module beside libocta.so has this build's entry point and table", "[cpu]") {
+#if !defined(OCTA_HAVE_CUDA)
+  OCTA_SKIP("a build without CUDA has no GPU module");
+#else
+  // What the loader opens once the driver has said it sees a device (which it cannot say here):
+  // opened directly, so that a machine without a GPU checks the contract too.
+  const fs::path path = fs::path(OCTA_LIBOCTA_FILE).parent_path() / octa::kGpuModuleFile;
+  INFO(path.string());
+  REQUIRE(fs::exists(path));
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  INFO((handle == nullptr ? ::dlerror() : "opened"));
+  REQUIRE(handle != nullptr);
+  using Entry = const octa::GpuModuleTable* (*)();
+  const auto entry = reinterpret_cast<Entry>(::dlsym(handle, octa::kGpuModuleEntry));
+  REQUIRE(entry != nullptr);
+  const octa::GpuModuleTable* table = entry();
+  REQUIRE(table != nullptr);
+  CHECK(table->version == octa::kGpuModuleVersion);
+  CHECK(table->size == sizeof(octa::GpuModuleTable));
+  REQUIRE(table->probe != nullptr);
+  CHECK(table->make_backend != nullptr);
+  // The CUDA runtime's own answer: a device, or why not in its words.
+  const octa::DeviceProbe probe = table->probe();
+  INFO(probe.reason);
+  CHECK((probe.available ? !probe.name.empty() : !probe.reason.empty()));
+  // Opened once more through the loader's name, it is the same object (never loaded twice).
+  CHECK(::dlopen(octa::kGpuModuleFile, RTLD_NOW | RTLD_NOLOAD) == handle);
+#endif
 }

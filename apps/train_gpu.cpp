@@ -19,14 +19,11 @@
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/device_probe.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/gpu_module.hpp"
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
 #include "engine/data/holdout.hpp"
 #include "engine/data/mnist.hpp"
-#if defined(OCTA_HAVE_CUDA)
-#include "engine/gpu/conv_select.hpp"
-#include "engine/gpu/cuda_backend.hpp"
-#endif
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
 #include "engine/report/evaluation.hpp"
@@ -144,10 +141,12 @@ int run(Args a) {
              a.target_digit);
 
   // --- device ---------------------------------------------------------------------------------
-  const octa::DeviceProbe probe = octa::probe_cuda_device();
   bool use_gpu = false;
   const bool cpu_ref = a.device == "cpu-ref";  // the reference path, for comparisons
   if (a.device != "cpu" && !cpu_ref) {
+    // Only here is the GPU module loaded (engine/core/gpu_module.hpp): a CPU run never maps
+    // cuBLAS and cuDNN.
+    const octa::DeviceProbe probe = octa::probe_cuda_device();
     if (probe.available) {
       use_gpu = true;
     } else {
@@ -223,18 +222,13 @@ int run(Args a) {
         a.conv);
   }
   const auto make_backend = [&](const octa::BackendConfig& config) {
-#if defined(OCTA_HAVE_CUDA)
     if (use_gpu) {
-      octa::ConvCheckOptions check;
-      check.check = !a.no_check;
-      check.batch_size = a.batch_size;
-      const octa::ConvChoice choice = octa::choose_conv_path(config, a.conv, check);
-      conv_choice = octa::to_json(choice);
-      octa::CudaBackendOptions cuda;
-      cuda.conv = choice.path;
-      return octa::make_cuda_backend(config, cuda);
+      octa::GpuBackendRequest gpu;
+      gpu.conv = a.conv;
+      gpu.check = !a.no_check;
+      gpu.batch_size = a.batch_size;
+      return octa::make_gpu_backend(config, gpu, &conv_choice);
     }
-#endif
     return cpu_ref ? octa::make_cpu_backend(config) : octa::make_fast_cpu_backend(config);
   };
 

@@ -7,13 +7,11 @@
 
 #include "engine/core/device_probe.hpp"
 #include "engine/core/error.hpp"
+#include "engine/core/gpu_module.hpp"
 #include "engine/data/transform.hpp"
 #include "engine/io/safetensors.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/fast_cpu_backend.hpp"
-#if defined(OCTA_HAVE_CUDA)
-#include "engine/gpu/cuda_backend.hpp"
-#endif
 
 namespace octa::predict {
 namespace fs = std::filesystem;
@@ -66,12 +64,8 @@ std::unique_ptr<TrainingBackend> make_inference_backend(const std::string& devic
   config.arch = arch;
   config.max_batch = std::max(1, max_batch);
   if (device != "cpu") {
-    const DeviceProbe probe = probe_cuda_device();
-    if (probe.available) {
-#if defined(OCTA_HAVE_CUDA)
-      return make_cuda_backend(config, CudaBackendOptions{});
-#endif
-    }
+    const DeviceProbe probe = probe_cuda_device();  // loads the GPU module where it may be used
+    if (probe.available) return make_gpu_backend(config, GpuBackendRequest{});
     OCTA_CHECK(device != "cuda", "--device cuda: {}", probe.reason);
     spdlog::warn("No GPU: {}. Predicting on the CPU instead (see --device).", probe.reason);
   }

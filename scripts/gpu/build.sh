@@ -74,17 +74,18 @@ if [ "$rc" -ne 0 ] && [ "${BUILD_WERROR_FALLBACK:-1}" = 1 ] && grep -qE "$werror
 fi
 # Which targets failed: every one where the whole build succeeded is built; otherwise a target
 # failed when a failed step (ninja's "FAILED: [code=N] OUTPUT") belongs to it, to the library
-# every target links (octa), or, for a test, to the tests' support library.
+# every target links (octa), to the GPU module (octa_gpu: the GPU executables link it, train_gpu
+# loads it), or, for a test, to the tests' support library.
 failed=$(sed -n 's/^FAILED: \(\[code=[0-9]*\] \)\{0,1\}//p' "$log")
 rm -f "$log"
 target_failed() {
   [ "$rc" -eq 0 ] && return 1
   [ -z "$failed" ] && return 0  # failed without naming a step (make, or cmake itself)
-  local owners="octa $1"
+  local owners="octa octa_gpu $1"
   case $1 in test_*) owners="$owners octa_test_support" ;; esac
   local o
   for o in $owners; do
-    echo "$failed" | grep -qE "(^|/)$o(\.dir/|$)|CMakeFiles/$o\.dir/|lib$o\.a$" && return 0
+    echo "$failed" | grep -qE "(^|/)$o(\.dir/|$)|CMakeFiles/$o\.dir/|lib$o\.(a|so)$" && return 0
   done
   return 1
 }

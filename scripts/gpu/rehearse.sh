@@ -188,9 +188,10 @@ part_build() {
                OPENSSL_INCLUDE_DIR CURL_INCLUDE_DIR BLAS_LIBRARIES OCTA_CBLAS_INCLUDE_DIR; do
                grep -q \"^\$v:.*=$scratch/deps/\" '$cache' || { echo \"  not under the prefix: \$(grep \"^\$v:\" '$cache')\"; exit 1; }
              done"
-  in_namespace bash -c "source scripts/gpu/env.sh && deps_env && ldd '$build/apps/train_gpu' '$build/tests/test_gpu_train'" \
+  # train_gpu opens the GPU module (cuDNN, cuBLAS, cudart) only for a GPU run: its libraries too.
+  in_namespace bash -c "source scripts/gpu/env.sh && deps_env && ldd '$build/apps/train_gpu' '$build/engine/libocta_gpu.so' '$build/tests/test_gpu_train'" \
     >"$outs/ldd.txt" 2>&1
-  check "train_gpu and test_gpu_train load spdlog, fmt, curl and OpenBLAS from the prefix" \
+  check "train_gpu, the GPU module and test_gpu_train load spdlog, fmt, curl and OpenBLAS from the prefix" \
     bash -c "grep -E 'libspdlog|libfmt|libcurl|libopenblas' '$outs/ldd.txt' | grep -v '$scratch/deps' | { ! grep -q .; } &&
              [ \$(grep -cE 'libspdlog.*$scratch/deps' '$outs/ldd.txt') -ge 1 ]"
   check "no library is missing at run time" bash -c "! grep -q 'not found' '$outs/ldd.txt'"

@@ -47,8 +47,42 @@ struct PngImageFree {
   ~PngImageFree() { png_image_free(image); }  // safe when already freed (opaque is then null)
 };
 
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+// libpng allocates some chunks' buffers at the length the chunk declares before reading it
+// (fuzzing found an eXIf chunk claiming 1 GB in a 111-byte file: libpng asked for 1 GB), so every
+// chunk up to IEND must fit in the bytes that follow its header, before libpng sees the file. A
+// valid PNG always passes; no chunk can then cost more memory than the file's own size.
+void check_png_chunks(std::span<const std::uint8_t> bytes, const std::string& name) {
+  std::size_t at = sizeof kPngSignature;
+  while (bytes.size() - at >= 8) {
+    const std::uint32_t length = be32(bytes.data() + at);
+    const std::uint8_t* type = bytes.data() + at + 4;
+    const std::size_t left = bytes.size() - at - 8;  // data and CRC of this chunk, and what follows
+    if (length > left || left - length < 4) {
+      std::string shown;
+      for (int i = 0; i < 4; ++i) {
+        const bool letter =
+            (type[i] >= 'A' && type[i] <= 'Z') || (type[i] >= 'a' && type[i] <= 'z');
+        shown +=
+            letter ? std::string(1, static_cast<char>(type[i])) : fmt::format("\\x{:02x}", type[i]);
+      }
+      throw Error(fmt::format(
+          "{}: corrupt or truncated PNG (its chunk '{}' at byte {} claims {} bytes of data and a "
+          "CRC; only {} bytes follow the chunk's header)",
+          name, shown, at, length, left));
+    }
+    if (std::memcmp(type, "IEND", 4) == 0) return;
+    at += 12 + length;
+  }
+}
+
 Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name,
                  const ImageLimits& limits) {
+  check_png_chunks(bytes, name);
   png_image png;
   std::memset(&png, 0, sizeof png);
   png.version = PNG_IMAGE_VERSION;

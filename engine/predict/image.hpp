@@ -4,9 +4,9 @@
 //
 // Every read failure is an octa::Error that names the file and says what is wrong: an empty file,
 // a file that is neither PNG nor JPEG, a truncated or corrupt stream (the library's own words), a
-// 16-bit PNG, or a header that claims more pixels than ImageLimits allows. That last check runs on
-// the header alone, before any pixel memory is allocated, so a file that lies about its size costs
-// nothing.
+// 16-bit PNG, a PNG chunk that claims more bytes than the file holds, or a header that claims more
+// pixels than ImageLimits allows. The last two checks run on the headers alone, before libpng or
+// TurboJPEG allocates anything for them, so a file that lies about its size costs nothing.
 #pragma once
 
 #include <cstdint>

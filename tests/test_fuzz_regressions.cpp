@@ -15,6 +15,7 @@
 #include "engine/io/safetensors.hpp"
 #include "engine/predict/image.hpp"
 #include "engine/predict/inputs.hpp"
+#include "tests/support/alloc_watch.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/png_craft.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -157,4 +158,40 @@ TEST_CASE(
   const Bytes cut(png.begin(), png.end() - 13);  // IEND (12 bytes) and the IDAT's last CRC byte
   CHECK_THROWS_WITH(octa::predict::decode_image(cut, "cut.png"),
                     Contains("cut.png: corrupt or truncated PNG") && Contains("chunk 'IDAT'"));
+}
+
+TEST_CASE(
+    "fuzz predict_image #2: a 69-byte PNG claiming 7000x7000 RGBA pixels is refused before its "
+    "196 MB pixel buffer",
+    "[fuzz][predict][image]") {
+  // Found while checking what drove the campaign's peak RSS (673 MB): a header within the
+  // 50-megapixel limit over almost no image data made decode_png allocate (and zero) the whole
+  // pixel buffer before libpng found the data missing ("Not enough image data"); under the fuzzer
+  // such a file took 3 s and 455 MB. Deflate expands at most 1032-fold, so the image data's size
+  // bounds the pixels it can hold.
+  octa::test::PngSpec liar;
+  liar.width = 7000;
+  liar.height = 7000;
+  liar.color_type = 6;  // RGBA: 196,000,000 bytes of pixels
+  liar.rows = Bytes(9, 0);
+  const Bytes file = octa::test::craft_png(liar);
+  CHECK(file.size() < 100);
+  std::string message;
+  const auto stats = octa::test::watch_allocations([&] {
+    try {
+      octa::predict::decode_image(file, "liar.png");
+    } catch (const octa::Error& e) {
+      message = e.what();
+    }
+  });
+  CHECK_THAT(message, Catch::StartsWith("liar.png: corrupt or truncated PNG") &&
+                          Contains("claims 7000x7000 pixels, at least 196000000 bytes") &&
+                          Contains("hold 20 compressed bytes"));
+  CHECK(stats.largest < (std::size_t{1} << 20));
+  // The bound refuses nothing real: a uniform image, zlib's best case (3000x3000 gray, 9 MB of
+  // pixels in about 15 KB, some 600-fold), still decodes.
+  octa::predict::Image flat{3000, 3000, 1, Bytes(9'000'000, 255)};
+  const Bytes png = octa::predict::encode_png(flat);
+  INFO("compressed to " << png.size() << " bytes");
+  CHECK(octa::predict::decode_image(png, "flat.png").pixels == flat.pixels);
 }

@@ -112,8 +112,8 @@ TEST_CASE(
     "fuzz predict_image #1: a PNG chunk claiming 1 GB in a 111-byte file is refused before libpng "
     "allocates for it",
     "[fuzz][predict][image]") {
-  // build-fuzz/artifacts/predict_image/oom-2595558daad12b7f959bf56a5f75556d0d567fd5 (found with
-  // -rss_limit_mb=1000; under 2048 it passes unreported, at 1.6 GB of RSS): a 4x3 palette PNG whose
+  // oom-2595558daad12b7f959bf56a5f75556d0d567fd5, from a trial run of fuzz_predict_image with
+  // -rss_limit_mb=1000 (under 2048 it passes unreported, at 1.6 GB of RSS): a 4x3 palette PNG whose
   // third chunk, eXIf, claims 0x40a06699 = 1084253849 bytes. libpng's eXIf handler mallocs the
   // declared length before reading it (its 8 MB chunk limit does not cover that chunk), so a
   // 111-byte file cost 1 GB. The target found it with the PLTE's CRC made right (bytes 50..53);

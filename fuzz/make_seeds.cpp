@@ -2,7 +2,8 @@
 // (model B checkpoint pairs, framed as fuzz_checkpoint.cpp reads them: at an epoch boundary,
 // mid-epoch, with SGD, and one interrupted between its renames, whose weights only its temporary
 // holds). Model A's pairs (5 MB) are too large to be good seeds; B's files exercise the same code
-// (and model A's table rejects them, which is exercised too). Run by scripts/fuzz.sh.
+// (and model A's table rejects them, which is exercised too). And DIR/predict_image/: the image
+// seeds of fuzz_predict_image (fuzz/image_seeds.hpp). Run by scripts/fuzz.sh.
 //
 //   fuzz_make_seeds DIR
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include "engine/io/checkpoint.hpp"
 #include "engine/model/param_table.hpp"
+#include "fuzz/image_seeds.hpp"
 
 namespace {
 
@@ -79,5 +81,8 @@ int main(int argc, char** argv) {
   write_seed(dir / "b_sgd_interrupted_save", tmp, octa::OptimizerKind::kSgd, 5, true);
   fs::remove_all(tmp);
   std::printf("fuzz_make_seeds: 4 checkpoint seeds in %s\n", dir.c_str());
+  const fs::path images = fs::path(argv[1]) / "predict_image";
+  const int n = octa::fuzz::write_image_seeds(images);
+  std::printf("fuzz_make_seeds: %d image seeds in %s\n", n, images.c_str());
   return 0;
 }

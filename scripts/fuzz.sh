@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh: builds the libFuzzer targets (fuzz/, with clang, in ./build-fuzz) and runs them
 # one after the other, never two at once, each from its seeds (fuzz/seeds/, plus the checkpoint
-# pairs fuzz_make_seeds writes) and its corpus from earlier runs (build-fuzz/corpus/, not in git).
+# pairs and images fuzz_make_seeds writes) and its corpus from earlier runs (build-fuzz/corpus/,
+# not in git).
 #
 #   scripts/fuzz.sh                            # every target for 30 s (what .ci/run does)
 #   scripts/fuzz.sh --seconds 600 idx          # one target for 10 minutes
@@ -17,7 +18,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-all_targets=(idx idx_gzip safetensors checkpoint)
+all_targets=(idx idx_gzip safetensors checkpoint predict_image)
 seconds=30
 runs=0
 use_jobs=0
@@ -61,6 +62,7 @@ for t in "${targets[@]}"; do
     idx | idx_gzip) seeds=("$root/fuzz/seeds/idx"); dict=() ;;
     safetensors) seeds=("$root/fuzz/seeds/safetensors"); dict=(-dict="$root/fuzz/safetensors.dict") ;;
     checkpoint) seeds=("$build/seeds/checkpoint"); dict=(-dict="$root/fuzz/safetensors.dict") ;;
+    predict_image) seeds=("$build/seeds/predict_image"); dict=(-dict="$root/fuzz/image.dict") ;;
     *) echo "fuzz.sh: unknown target '$t' (${all_targets[*]})" >&2; exit 2 ;;
   esac
   corpus=$build/corpus/$t

@@ -47,8 +47,81 @@ struct PngImageFree {
   ~PngImageFree() { png_image_free(image); }  // safe when already freed (opaque is then null)
 };
 
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         std::uint32_t{p[3]};
+}
+
+// What check_png_chunks learns on the way: the compressed image data's size, and the bits per
+// pixel of the IHDR (0 when the first chunk is no well-formed IHDR: libpng then refuses the file).
+struct PngChunks {
+  std::uint64_t idat_bytes = 0;
+  unsigned bits_per_pixel = 0;
+};
+
+// libpng allocates some chunks' buffers at the length the chunk declares before reading it
+// (fuzzing found an eXIf chunk claiming 1 GB in a 111-byte file: libpng asked for 1 GB), so every
+// chunk up to IEND must fit in the bytes that follow its header, before libpng sees the file. A
+// valid PNG always passes; no chunk can then cost more memory than the file's own size.
+PngChunks check_png_chunks(std::span<const std::uint8_t> bytes, const std::string& name) {
+  PngChunks found;
+  std::size_t at = sizeof kPngSignature;
+  while (bytes.size() - at >= 8) {
+    const std::uint32_t length = be32(bytes.data() + at);
+    const std::uint8_t* type = bytes.data() + at + 4;
+    const std::size_t left = bytes.size() - at - 8;  // data and CRC of this chunk, and what follows
+    if (length > left || left - length < 4) {
+      std::string shown;
+      for (int i = 0; i < 4; ++i) {
+        const bool letter =
+            (type[i] >= 'A' && type[i] <= 'Z') || (type[i] >= 'a' && type[i] <= 'z');
+        shown +=
+            letter ? std::string(1, static_cast<char>(type[i])) : fmt::format("\\x{:02x}", type[i]);
+      }
+      throw Error(fmt::format(
+          "{}: corrupt or truncated PNG (its chunk '{}' at byte {} claims {} bytes of data and a "
+          "CRC; only {} bytes follow the chunk's header)",
+          name, shown, at, length, left));
+    }
+    if (at == sizeof kPngSignature && std::memcmp(type, "IHDR", 4) == 0 && length == 13) {
+      const unsigned depth = type[4 + 8], colour = type[4 + 9];
+      const unsigned channels = colour == 0 || colour == 3 ? 1
+                                : colour == 4              ? 2
+                                : colour == 2              ? 3
+                                : colour == 6              ? 4
+                                                           : 0;
+      found.bits_per_pixel = depth <= 16 ? depth * channels : 0;
+    }
+    if (std::memcmp(type, "IDAT", 4) == 0) found.idat_bytes += length;
+    if (std::memcmp(type, "IEND", 4) == 0) break;
+    at += 12 + length;
+  }
+  return found;
+}
+
+// Deflate expands at most 1032-fold (a 258-byte match in two bits), so image data too short for
+// the size the header claims is known before the pixel buffer is allocated: a 69-byte PNG
+// claiming 7000x7000 RGBA pixels would otherwise cost 196 MB before libpng found the data
+// missing. The bytes needed are counted without the row filter bytes, a lower bound for every
+// layout, interlaced or not; the slack keeps the bound safe for tiny files.
+void check_png_data_size(const PngChunks& chunks, std::uint64_t width, std::uint64_t height,
+                         const std::string& name) {
+  constexpr std::uint64_t kDeflateMaxRatio = 1032, kSlack = 1024;
+  if (chunks.bits_per_pixel == 0) return;
+  const std::uint64_t need = width * height * chunks.bits_per_pixel / 8;  // <= 50 MP x 64 bits
+  const std::uint64_t most = chunks.idat_bytes * kDeflateMaxRatio + kSlack;
+  if (need > most) {
+    throw Error(fmt::format(
+        "{}: corrupt or truncated PNG (its header claims {}x{} pixels, at least {} bytes of image "
+        "data, but its IDAT chunks hold {} compressed bytes, which inflate to at most {}); not "
+        "decoded",
+        name, width, height, need, chunks.idat_bytes, most));
+  }
+}
+
 Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name,
                  const ImageLimits& limits) {
+  const PngChunks chunks = check_png_chunks(bytes, name);
   png_image png;
   std::memset(&png, 0, sizeof png);
   png.version = PNG_IMAGE_VERSION;
@@ -63,6 +136,7 @@ Image decode_png(std::span<const std::uint8_t> bytes, const std::string& name,
         "bits per channel",
         name));
   }
+  check_png_data_size(chunks, png.width, png.height, name);
   // Keep gray/colour and alpha as the file has them; expand palettes; 8 bits, sRGB as stored.
   png.format &= PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA;
   Image image;

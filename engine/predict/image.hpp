@@ -4,9 +4,12 @@
 //
 // Every read failure is an octa::Error that names the file and says what is wrong: an empty file,
 // a file that is neither PNG nor JPEG, a truncated or corrupt stream (the library's own words), a
-// 16-bit PNG, or a header that claims more pixels than ImageLimits allows. That last check runs on
-// the header alone, before any pixel memory is allocated, so a file that lies about its size costs
-// nothing.
+// 16-bit PNG, a PNG chunk that claims more bytes than the file holds, a header that claims more
+// pixels than ImageLimits allows, or a PNG whose image data is too short to inflate to the pixels
+// its header claims. These last checks run on the headers alone, before libpng or TurboJPEG
+// allocates anything for them or octa allocates the pixels, so a PNG that lies about its size costs
+// nothing. (JPEG gets no such bound: an arithmetic-coded JPEG compresses far beyond deflate's
+// limit, so a JPEG within ImageLimits gets its pixel buffer before its data is read.)
 #pragma once
 
 #include <cstdint>

@@ -123,7 +123,7 @@ TEST_CASE("train_gpu under mpirun with 1, 2 and 3 ranks trains as one process do
   }
 }
 
-TEST_CASE("train_gpu under mpirun resumes with another number of ranks; model B trains",
+TEST_CASE("train_gpu under mpirun resumes with another number of ranks, and trains model B",
           "[cpu][app][mpi][real]") {
   const auto data = octa::test::real_mnist_dir();
   if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());

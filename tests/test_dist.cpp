@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/cpu/ops.hpp"
 #include "engine/dist/communicator.hpp"
 #include "engine/dist/data_parallel.hpp"
 #include "engine/train/fast_cpu_backend.hpp"
@@ -141,4 +142,19 @@ TEST_CASE("a backend that cannot train data-parallel says so", "[cpu][dist]") {
   const auto comm = octa::dist::make_single_process_communicator();
   CHECK_THROWS_WITH(octa::dist::DataParallelBackend(std::make_unique<Minimal>(), *comm),
                     Catch::Contains("minimal: no data-parallel"));
+}
+
+TEST_CASE("a share's dropout mask is the whole batch's mask from the share's first element",
+          "[cpu][dist]") {
+  constexpr std::size_t kN = 1000, kFirst = 384;
+  std::vector<float> in(kN), out(kN), part(kN - kFirst);
+  for (std::size_t i = 0; i < kN; ++i) in[i] = 0.25f + static_cast<float>(i % 7);
+  std::vector<std::uint8_t> mask(kN), part_mask(kN - kFirst);
+  octa::cpu::dropout_forward(out.data(), mask.data(), in.data(), kN, 0.5f, 9, 3);
+  octa::cpu::dropout_forward(part.data(), part_mask.data(), in.data() + kFirst, kN - kFirst, 0.5f,
+                             9, 3, kFirst);
+  CHECK(std::vector<std::uint8_t>(mask.begin() + kFirst, mask.end()) == part_mask);
+  CHECK(std::vector<float>(out.begin() + kFirst, out.end()) == part);
+  // And the share does not simply repeat the batch's start.
+  CHECK(std::vector<std::uint8_t>(mask.begin(), mask.begin() + (kN - kFirst)) != part_mask);
 }

@@ -9,6 +9,8 @@
 //     over the ranks in rank order (Communicator::allreduce_sum): the gradient of the mean loss
 //     over the global batch, the same bits on every rank, so every rank's optimiser makes the same
 //     update. With N = 1 the scale is exactly 1 and the sum a no-op: a one-rank run is a plain run.
+//   - Dropout (model B) draws, for this rank's share, the masks the whole batch draws there in
+//     one process (GradientReducer::first_image).
 //   - BatchNorm (model B) normalises with each rank's own batch statistics, as PyTorch DDP does by
 //     default; the running statistics are rank 0's after every step (DDP's broadcast_buffers).
 //   - take_loss_sum is the sum over ranks, so the loop's mean losses are the global batch's.
@@ -59,6 +61,7 @@ class DataParallelBackend final : public TrainingBackend, private GradientReduce
  private:
   void reduce(float* grads, std::size_t count) override;
   void sync_buffers(float* values, std::size_t count) override;
+  int first_image() const override { return share_.begin; }
 
   std::unique_ptr<TrainingBackend> inner_;
   Communicator& comm_;

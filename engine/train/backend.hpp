@@ -28,6 +28,9 @@ class GradientReducer {
   // The model's non-trainable values after the update (BatchNorm's running statistics, from this
   // rank's own batch statistics) made rank 0's on every rank, as PyTorch DDP's broadcast_buffers.
   virtual void sync_buffers(float* values, std::size_t count) = 0;
+  // Where this rank's share starts in the step's global batch: its dropout masks are the ones the
+  // whole batch draws from there, as in one process.
+  virtual int first_image() const = 0;
 };
 
 class TrainingBackend {

@@ -37,6 +37,7 @@ class CpuBackendBase : public TrainingBackend {
 
   void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
     use_threads();
+    net_.set_dropout_first_image(reducer_ != nullptr ? reducer_->first_image() : 0);
     net_.forward(model_.values.data(), images, n, /*train=*/true, cfg_.seed,
                  rng_stream(RngStream::kDropout, static_cast<std::uint64_t>(step)), logits_.data());
     if (!table_.batchnorm_layers().empty()) ++model_.num_batches_tracked;

@@ -156,6 +156,7 @@ int run(Args a, octa::dist::Communicator& comm) {
 
   // --- device ---------------------------------------------------------------------------------
   bool use_gpu = false;
+  int gpu_device = 0;
   const bool cpu_ref = a.device == "cpu-ref";  // the reference path, for comparisons
   if (a.device != "cpu" && !cpu_ref) {
     // Only here is the GPU module loaded (engine/core/gpu_module.hpp): a CPU run never maps
@@ -163,6 +164,11 @@ int run(Args a, octa::dist::Communicator& comm) {
     const octa::DeviceProbe probe = octa::probe_cuda_device();
     if (probe.available) {
       use_gpu = true;
+      // Data-parallel ranks on one machine take one GPU each.
+      const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+      if (local_rank != nullptr && probe.device_count > 0) {
+        gpu_device = std::max(0, std::atoi(local_rank)) % probe.device_count;
+      }
     } else {
       OCTA_CHECK(a.device != "cuda", "--device cuda: {}", probe.reason);
       spdlog::warn("No GPU: {}. Training on the CPU instead (slower; see --device).", probe.reason);
@@ -250,6 +256,7 @@ int run(Args a, octa::dist::Communicator& comm) {
       gpu.conv = a.conv;
       gpu.check = !a.no_check;
       gpu.batch_size = a.batch_size;
+      gpu.device = gpu_device;
       return octa::make_gpu_backend(config, gpu, &conv_choice);
     }
     return cpu_ref ? octa::make_cpu_backend(config) : octa::make_fast_cpu_backend(config);

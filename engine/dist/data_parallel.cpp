@@ -56,10 +56,16 @@ void DataParallelBackend::train_step(const float* images, const float* targets, 
   inner_->train_step(images + first * kPixels, targets + first, share_.count(), step);
 }
 
+float DataParallelBackend::share_weight() const {
+  return share_.count() == global_n_
+             ? 1.0f
+             : static_cast<float>(static_cast<double>(share_.count()) / global_n_);
+}
+
 void DataParallelBackend::reduce(float* grads, std::size_t count) {
   if (share_.count() != global_n_) {
     // d(mean over the batch)/dθ = sum over ranks of (n_r / n) d(mean over the share)/dθ.
-    const auto scale = static_cast<float>(static_cast<double>(share_.count()) / global_n_);
+    const float scale = share_weight();
     for (std::size_t i = 0; i < count; ++i) grads[i] *= scale;
   }
   comm_.allreduce_sum(grads, count);

@@ -62,6 +62,12 @@ class DataParallelBackend final : public TrainingBackend, private GradientReduce
   void reduce(float* grads, std::size_t count) override;
   void sync_buffers(float* values, std::size_t count) override;
   int first_image() const override { return share_.begin; }
+  int rank() const override { return comm_.rank(); }
+  int ranks() const override { return comm_.size(); }
+  float share_weight() const override;
+  void broadcast_from_rank0(void* data, std::size_t bytes) override {
+    comm_.broadcast(data, bytes, 0);
+  }
 
   std::unique_ptr<TrainingBackend> inner_;
   Communicator& comm_;

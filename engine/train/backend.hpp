@@ -31,6 +31,13 @@ class GradientReducer {
   // Where this rank's share starts in the step's global batch: its dropout masks are the ones the
   // whole batch draws from there, as in one process.
   virtual int first_image() const = 0;
+  // For a device backend that sums on the device itself (the CUDA engine: NCCL): this rank of
+  // ranks(), the weight n_r / n of its share in the step's batch, and a host broadcast from rank 0
+  // (NCCL's unique id). Collective where the communicator's calls are.
+  virtual int rank() const = 0;
+  virtual int ranks() const = 0;
+  virtual float share_weight() const = 0;
+  virtual void broadcast_from_rank0(void* data, std::size_t bytes) = 0;
 };
 
 class TrainingBackend {

@@ -36,10 +36,6 @@ DataParallelBackend::DataParallelBackend(std::unique_ptr<TrainingBackend> inner,
   inner_->set_gradient_reducer(this);  // throws where the backend cannot
 }
 
-DataParallelBackend::~DataParallelBackend() {
-  inner_->set_gradient_reducer(nullptr);
-}
-
 std::string DataParallelBackend::description() const {
   return fmt::format("{} on each of {}", inner_->description(), comm_.description());
 }

@@ -29,9 +29,9 @@ namespace octa::dist {
 
 class DataParallelBackend final : public TrainingBackend, private GradientReducer {
  public:
-  // comm must outlive the backend.
+  // comm must outlive the backend. inner is this wrapper's alone from now on (it keeps a pointer
+  // to the wrapper as its GradientReducer).
   DataParallelBackend(std::unique_ptr<TrainingBackend> inner, Communicator& comm);
-  ~DataParallelBackend() override;
   DataParallelBackend(const DataParallelBackend&) = delete;
   DataParallelBackend& operator=(const DataParallelBackend&) = delete;
 

@@ -112,8 +112,9 @@ std::string data_parallel_help() {
              ? "Data-parallel on N processes (MPI built in): each rank trains its share of "
                "every batch,\ngradients summed in rank order; rank 0 writes the files:\n"
                "  mpirun -np 4 train_gpu --device cpu\n"
-             : "Data-parallel training (mpirun -np N train_gpu): MPI is not built in (this build "
-               "found no MPI;\ninstall libopenmpi-dev, as scripts/setup.sh does, and rebuild).\n";
+             : "Data-parallel training (mpirun -np N train_gpu): MPI is not built in (CMake found "
+               "no MPI, or\n-DOCTA_ENABLE_MPI=OFF; install libopenmpi-dev, as scripts/setup.sh "
+               "does, and rebuild).\n";
 }
 
 std::string make_run_id() {

@@ -40,7 +40,8 @@ std::string mpi_missing_reason() {
   }
   const CommandResult help = run_command(OCTA_TRAIN_GPU_EXE, "--help");
   if (help.output.find("MPI built in") == std::string::npos) {
-    return "train_gpu was built without MPI (libopenmpi-dev missing when CMake ran)";
+    return "train_gpu was built without MPI (no libopenmpi-dev when CMake ran, "
+           "-DOCTA_ENABLE_MPI=OFF, or a sanitizer build)";
   }
   return {};
 }

@@ -5,6 +5,7 @@
 // mpirun with 1, 2 and 3 ranks are in test_app_mpirun.cpp.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <cstring>
 #include <vector>
 
@@ -12,8 +13,10 @@
 #include "engine/dist/communicator.hpp"
 #include "engine/dist/data_parallel.hpp"
 #include "engine/train/fast_cpu_backend.hpp"
+#include "engine/train/interrupt.hpp"
 #include "engine/train/trainer.hpp"
 #include "tests/support/synthetic.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -47,6 +50,24 @@ class DriftedPartner final : public octa::dist::Communicator {
     auto* partner = static_cast<unsigned char*>(out) + counts[0];
     std::memcpy(partner, in, counts[1]);
     if (counts[1] == sizeof(std::uint64_t)) partner[0] ^= 1;
+  }
+  void broadcast(void*, std::size_t, int) override {}
+  void abort_all(int) override {}
+};
+
+// Rank 0 of two whose partner has seen SIGTERM: the 64-bit values it gathers (the signals that
+// agree_on_signal compares) come back with the partner's SIGTERM.
+class SignalledPartner final : public octa::dist::Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  std::string description() const override { return "a signalled partner"; }
+  void allreduce_sum(float*, std::size_t) override {}
+  void allreduce_sum(double*, std::size_t) override {}
+  void allgatherv(const void* in, void* out, const std::vector<std::size_t>& counts) override {
+    std::memcpy(out, in, counts[0]);
+    const std::uint64_t partner = SIGTERM;
+    std::memcpy(static_cast<unsigned char*>(out) + counts[0], &partner, sizeof partner);
   }
   void broadcast(void*, std::size_t, int) override {}
   void abort_all(int) override {}
@@ -157,4 +178,37 @@ TEST_CASE("a share's dropout mask is the whole batch's mask from the share's fir
   CHECK(std::vector<float>(out.begin() + kFirst, out.end()) == part);
   // And the share does not simply repeat the batch's start.
   CHECK(std::vector<std::uint8_t>(mask.begin(), mask.begin() + (kN - kFirst)) != part_mask);
+}
+
+TEST_CASE("every rank stops at the step where any rank saw a signal, saving there",
+          "[cpu][dist][signal]") {
+  SignalledPartner partner;
+  octa::dist::DataParallelBackend dp(octa::make_fast_cpu_backend(small_config(octa::Arch::kA)),
+                                     partner);
+  CHECK(dp.agree_on_signal(0) == SIGTERM);  // this rank saw none; its partner did
+
+  // The loop acts on the agreed answer, not on this rank's own: a signal seen elsewhere before
+  // the fourth step stops this rank there too, with a mid-epoch checkpoint of three steps.
+  octa::test::TempDir dir("dist-signal");
+  auto backend = octa::make_fast_cpu_backend(small_config(octa::Arch::kA));
+  const octa::data::Split split = octa::test::synthetic_split(200, 3);
+  octa::TrainOptions opt;
+  opt.epochs = 1;
+  opt.batch_size = 32;
+  opt.checkpoint = dir / "m.safetensors";
+  int polls = 0;
+  opt.agree_on_signal = [&](int own) {
+    CHECK(own == 0);
+    return ++polls == 4 ? SIGTERM : own;
+  };
+  try {
+    octa::train(*backend, split, split, opt);
+    FAIL("train() did not stop");
+  } catch (const octa::Interrupted& stop) {
+    CHECK(stop.signal() == SIGTERM);
+    CHECK_THAT(stop.what(), Catch::Contains("after 3 of its 7 batches"));
+  }
+  const octa::Checkpoint ck =
+      octa::load_checkpoint(dir / "m.safetensors", octa::ParamTable::for_arch(octa::Arch::kA));
+  CHECK(ck.training.within_epoch.batches_done == 3);
 }

@@ -3,11 +3,13 @@
 // says so plainly and trains on the fast CPU backend (--device cpu-ref: the plain CPU reference).
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -24,6 +26,8 @@
 #include "engine/cpu/blas.hpp"
 #include "engine/data/holdout.hpp"
 #include "engine/data/mnist.hpp"
+#include "engine/dist/communicator.hpp"
+#include "engine/dist/data_parallel.hpp"
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
 #include "engine/report/evaluation.hpp"
@@ -102,6 +106,17 @@ Load the weights in PyTorch:
   model.load_state_dict(safetensors.torch.load_file("runs/model_a.safetensors"))
 )";
 
+// --help's word on data-parallel training: whether this build can.
+std::string data_parallel_help() {
+  return octa::dist::mpi_built_in()
+             ? "Data-parallel on N processes (MPI built in): each rank trains its share of "
+               "every batch,\ngradients summed in rank order; rank 0 writes the files:\n"
+               "  mpirun -np 4 train_gpu --device cpu\n"
+             : "Data-parallel training (mpirun -np N train_gpu): MPI is not built in (CMake found "
+               "no MPI, or\n-DOCTA_ENABLE_MPI=OFF; install libopenmpi-dev, as scripts/setup.sh "
+               "does, and rebuild).\n";
+}
+
 std::string make_run_id() {
   std::random_device rd;
   return fmt::format("{:08x}{:08x}", rd(), rd());
@@ -116,7 +131,7 @@ std::string utc_now() {
   return buf;
 }
 
-int run(Args a) {
+int run(Args a, octa::dist::Communicator& comm) {
   const auto started = std::chrono::steady_clock::now();
   // --- configuration, validated before any work -------------------------------------------------
   const octa::Arch arch = octa::parse_arch(a.model);
@@ -142,6 +157,7 @@ int run(Args a) {
 
   // --- device ---------------------------------------------------------------------------------
   bool use_gpu = false;
+  int gpu_device = 0;
   const bool cpu_ref = a.device == "cpu-ref";  // the reference path, for comparisons
   if (a.device != "cpu" && !cpu_ref) {
     // Only here is the GPU module loaded (engine/core/gpu_module.hpp): a CPU run never maps
@@ -149,12 +165,26 @@ int run(Args a) {
     const octa::DeviceProbe probe = octa::probe_cuda_device();
     if (probe.available) {
       use_gpu = true;
+      // Data-parallel ranks on one machine take one GPU each.
+      const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+      if (local_rank != nullptr && probe.device_count > 0) {
+        gpu_device = std::max(0, std::atoi(local_rank)) % probe.device_count;
+      }
     } else {
       OCTA_CHECK(a.device != "cuda", "--device cuda: {}", probe.reason);
       spdlog::warn("No GPU: {}. Training on the CPU instead (slower; see --device).", probe.reason);
     }
   }
   if (a.threads > 0) octa::set_cpu_threads(a.threads);
+  const bool data_parallel = octa::dist::launched_by_mpi();  // mpirun: even with one rank
+  const bool writer = comm.rank() == 0;  // the one rank that writes files and shows progress
+  if (data_parallel && a.threads == 0 && !use_gpu) {
+    // The ranks on this machine share its cores.
+    const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    const int ranks_here = local != nullptr ? std::max(1, std::atoi(local)) : 1;
+    octa::set_cpu_threads(
+        std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / ranks_here));
+  }
 
   // --- model, optimiser, optional resume --------------------------------------------------------
   octa::BackendConfig bc;
@@ -173,7 +203,7 @@ int run(Args a) {
   to.target_digit = a.target_digit;
   to.optimizer = opt;
   to.run_id = make_run_id();
-  to.interactive = octa::stderr_is_terminal();
+  to.interactive = writer && octa::stderr_is_terminal();
   if (!a.no_checkpoint) {
     to.checkpoint = a.checkpoint.empty()
                         ? fs::path("runs") / fmt::format("model_{}.safetensors", a.model)
@@ -227,6 +257,7 @@ int run(Args a) {
       gpu.conv = a.conv;
       gpu.check = !a.no_check;
       gpu.batch_size = a.batch_size;
+      gpu.device = gpu_device;
       return octa::make_gpu_backend(config, gpu, &conv_choice);
     }
     return cpu_ref ? octa::make_cpu_backend(config) : octa::make_fast_cpu_backend(config);
@@ -275,6 +306,21 @@ int run(Args a) {
     }
   }
 
+  // Under mpirun every rank trains its share of each batch (engine/dist/data_parallel.hpp), from
+  // the same initial state (checked), and rank 0 alone writes the checkpoints.
+  octa::dist::DataParallelBackend* ranks = nullptr;
+  if (data_parallel) {
+    auto dp = std::make_unique<octa::dist::DataParallelBackend>(std::move(backend), comm);
+    ranks = dp.get();
+    backend = std::move(dp);
+    ranks->check_replicas("at the start");
+    to.agree_on_signal = [ranks](int sig) { return ranks->agree_on_signal(sig); };
+    to.after_epoch = [ranks](int epochs) {
+      ranks->check_replicas(fmt::format("after epoch {}", epochs));
+    };
+    if (!writer) to.checkpoint.clear();
+  }
+
   // --- data -------------------------------------------------------------------------------------
   octa::data::FindOptions find;
   find.allow_download = !a.no_download;
@@ -296,8 +342,10 @@ int run(Args a) {
 
   // --- exports for replaying the run elsewhere (bench/pytorch/parity.py)
   // --------------------------
-  if (!a.export_init.empty()) octa::save_weights(a.export_init, table, backend->model_state());
-  if (!a.export_order.empty()) {
+  if (writer && !a.export_init.empty()) {
+    octa::save_weights(a.export_init, table, backend->model_state());
+  }
+  if (writer && !a.export_order.empty()) {
     octa::export_batch_order(a.export_order, train_split, to.seed, epochs_done, a.epochs);
   }
   to.record_step_losses = !a.export_losses.empty();
@@ -314,8 +362,10 @@ int run(Args a) {
 
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
-  std::printf("%s\n", octa::format_report(report.test, a.target_digit).c_str());
-  if (!a.export_losses.empty()) octa::export_step_losses(a.export_losses, report.step_losses);
+  if (writer) std::printf("%s\n", octa::format_report(report.test, a.target_digit).c_str());
+  if (writer && !a.export_losses.empty()) {
+    octa::export_step_losses(a.export_losses, report.step_losses);
+  }
   if (!to.checkpoint.empty()) {
     spdlog::info("weights: {} (optimiser state: {})", to.checkpoint.string(),
                  octa::optimizer_state_path(to.checkpoint).string());
@@ -335,6 +385,7 @@ int run(Args a) {
     j["device"] = backend->description();
     j["model"] = octa::arch_name(arch);
     j["trainable_parameters"] = table.num_trainable();
+    j["ranks"] = comm.size();
     j["config"] = {{"epochs", a.epochs},
                    {"batch_size", a.batch_size},
                    {"test_batch_size", a.test_batch_size},
@@ -373,11 +424,11 @@ int run(Args a) {
         j["thresholds"]["split"].get<std::string>(), best["threshold"].get<double>(),
         best["f1"].get<double>(), j["test_at_best_f1_threshold"]["f1"].get<double>());
     if (!report_path.empty()) j["report"] = report_path.string();
-    if (!a.metrics_out.empty()) {
+    if (writer && !a.metrics_out.empty()) {
       octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
       spdlog::info("metrics: {}", a.metrics_out);
     }
-    if (!report_path.empty()) {
+    if (writer && !report_path.empty()) {
       octa::report::RunReportInputs in;
       in.metrics = &j;
       in.test = &test_eval;
@@ -404,7 +455,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "train_gpu: train the MNIST \"is it an 8?\" CNN (the PyTorch tutorial's model A or "
       "B) with octa's CUDA engine, or on the CPU where there is no GPU."};
-  app.footer(kExamples);
+  app.footer(std::string(kExamples) + data_parallel_help());
   app.get_formatter()->column_width(34);
   app.add_option("--data-dir", a.data_dir,
                  "MNIST directory: the four IDX files (.gz or not), or torchvision's MNIST/raw "
@@ -497,10 +548,18 @@ int main(int argc, char** argv) {
   a.target_digit_given = app.count("--target-digit") > 0;
   a.val_size_given = app.count("--val-size") > 0;
 
+  std::unique_ptr<octa::dist::Communicator> comm;
   try {
     octa::init_logging(octa::parse_log_level(a.log_level));
-    return run(a);
+    comm = octa::dist::make_communicator();
+    if (comm->rank() != 0) {
+      // One voice: rank 0 reports the run; the others say only what goes wrong.
+      const spdlog::level::level_enum level = octa::parse_log_level(a.log_level);
+      octa::init_logging(std::max(level, spdlog::level::warn));
+    }
+    return run(a, *comm);
   } catch (const octa::Interrupted& stop) {
+    if (comm && comm->rank() != 0) return octa::interrupt_exit_status(stop.signal());
     std::fprintf(stderr, "train_gpu: %s\n", stop.what());
     if (!stop.checkpoint().empty()) {
       std::fprintf(stderr, "train_gpu: resume with:\n  %s\n",
@@ -508,6 +567,13 @@ int main(int argc, char** argv) {
     }
     return octa::interrupt_exit_status(stop.signal());
   } catch (const std::exception& e) {
+    if (comm && comm->size() > 1) {
+      // Every rank's message, then the whole job ends: no rank waits for a failed one.
+      std::fprintf(stderr, "train_gpu: rank %d of %d: error: %s\n", comm->rank(), comm->size(),
+                   e.what());
+      std::fflush(stderr);
+      comm->abort_all(1);
+    }
     std::fprintf(stderr, "train_gpu: error: %s\n", e.what());
     return 1;
   }

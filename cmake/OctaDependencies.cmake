@@ -41,3 +41,18 @@ endif()
 add_library(octa_turbojpeg INTERFACE IMPORTED)
 target_include_directories(octa_turbojpeg INTERFACE ${OCTA_TURBOJPEG_INCLUDE_DIR})
 target_link_libraries(octa_turbojpeg INTERFACE ${OCTA_TURBOJPEG_LIBRARY})
+
+# MPI (optional: Debian's libopenmpi-dev, which scripts/setup.sh installs): data-parallel training
+# under mpirun (engine/dist/). Without it everything else builds and runs as one process. Off in
+# the sanitizer builds (scripts/sanitize.sh): Open MPI is not instrumented, and LeakSanitizer
+# reports what its start-up keeps for the process's lifetime.
+option(OCTA_ENABLE_MPI "Build data-parallel training over MPI when MPI is found" ON)
+set(OCTA_HAVE_MPI OFF)
+if(OCTA_ENABLE_MPI AND NOT OCTA_SANITIZE)
+  set(MPI_CXX_SKIP_MPICXX ON)  # the C API only: no deprecated C++ bindings (libmpi_cxx)
+  find_package(MPI COMPONENTS CXX QUIET)
+  if(MPI_CXX_FOUND)
+    set(OCTA_HAVE_MPI ON)
+  endif()
+endif()
+message(STATUS "octa: MPI ${OCTA_HAVE_MPI} (data-parallel training under mpirun)")

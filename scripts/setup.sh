@@ -27,7 +27,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 packages=(build-essential cmake pkg-config git catch2 libspdlog-dev libfmt-dev libcli11-dev
           nlohmann-json3-dev zlib1g-dev libssl-dev libcurl4-openssl-dev libopenblas-dev libomp-dev
           libpng-dev libturbojpeg0-dev python3
-          clang-14 libclang-rt-14-dev)  # libFuzzer for fuzz/ (scripts/fuzz.sh); the build is GCC
+          clang-14 libclang-rt-14-dev  # libFuzzer for fuzz/ (scripts/fuzz.sh); the build is GCC
+          openmpi-bin libopenmpi-dev)  # data-parallel training under mpirun (engine/dist/)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,6 +33,7 @@ struct GpuBackendRequest {
   std::string conv;
   bool check = true;    // false: --no-check
   int batch_size = 64;  // the training step that --conv auto times
+  int device = 0;       // the CUDA device (data-parallel ranks: one each)
 };
 
 // What libocta_gpu.so's one entry point returns. Both sides are compiled from this declaration in

@@ -33,6 +33,9 @@ inline constexpr Tolerance kGradCheck{1e-7, 1e-5, "kGradCheck"};  // analytic vs
 inline constexpr Tolerance kModelGradCheck{1e-6, 1e-4, "kModelGradCheck"};  // whole-model, double
 inline constexpr Tolerance kGpuVsCpu{1e-5, 1e-4, "kGpuVsCpu"};  // a GPU kernel vs the CPU reference
 inline constexpr Tolerance kGpuStepVsCpu{1e-4, 1e-3, "kGpuStepVsCpu"};  // training steps, GPU/CPU
+// N data-parallel ranks vs one process (engine/dist/): the same float math, each gradient summed
+// over the ranks' shares in another order, through Adam steps.
+inline constexpr Tolerance kDataParallel{1e-5, 1e-4, "kDataParallel"};
 inline constexpr Tolerance kExact{0.0, 0.0, "kExact"};  // bit-identical (determinism, round trips)
 }  // namespace tol
 

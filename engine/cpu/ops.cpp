@@ -503,13 +503,13 @@ void linear_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
 
 template <class T>
 void dropout_forward(T* out, std::uint8_t* mask, const T* in, std::size_t n, float p,
-                     std::uint64_t seed, std::uint64_t stream) {
+                     std::uint64_t seed, std::uint64_t stream, std::uint64_t first) {
   check_dropout_p("dropout_forward", p);
   const T scale = T(1) / (T(1) - static_cast<T>(p));
   const auto count = static_cast<std::int64_t>(n);
   for (std::int64_t j = 0; j < count; ++j) {
     const auto i = static_cast<std::size_t>(j);
-    const bool keep = uniform01(philox_word(seed, stream, i)) >= p;
+    const bool keep = uniform01(philox_word(seed, stream, first + i)) >= p;
     mask[i] = keep ? std::uint8_t{1} : std::uint8_t{0};
     out[i] = keep ? in[i] * scale : T(0);
   }
@@ -659,7 +659,7 @@ double softmax_cross_entropy(T* dlogits, const T* logits, const T* targets, int 
   template void linear_forward<T>(T*, const T*, const T*, const T*, int, int, int);                \
   template void linear_backward<T>(T*, T*, T*, const T*, const T*, const T*, int, int, int);       \
   template void dropout_forward<T>(T*, std::uint8_t*, const T*, std::size_t, float, std::uint64_t, \
-                                   std::uint64_t);                                                 \
+                                   std::uint64_t, std::uint64_t);                                  \
   template void dropout_backward<T>(T*, const T*, const std::uint8_t*, std::size_t, float);        \
   template double bce_with_logits<T>(T*, const T*, const T*, int, T);                              \
   template double softmax_cross_entropy<T>(T*, const T*, const T*, int, int, const T*, T);

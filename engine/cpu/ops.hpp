@@ -82,10 +82,11 @@ void linear_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
 // Inverted dropout with drop probability p (0 <= p < 1), n values.
 // Element i is kept iff uniform01(philox_word(seed, stream, i)) >= p; kept values are scaled by
 // 1 / (1 - p). mask: (n) bytes, 1 = kept, saved for backward. The GPU kernel draws the same words,
-// so its mask is bit-identical.
+// so its mask is bit-identical. first: the words start at element `first` of the stream (a
+// data-parallel rank's share of a batch draws the mask the whole batch would have there).
 template <class T>
 void dropout_forward(T* out, std::uint8_t* mask, const T* in, std::size_t n, float p,
-                     std::uint64_t seed, std::uint64_t stream);
+                     std::uint64_t seed, std::uint64_t stream, std::uint64_t first = 0);
 template <class T>
 void dropout_backward(T* din, const T* dout, const std::uint8_t* mask, std::size_t n, float p);
 

@@ -194,7 +194,7 @@ void FastModel::forward(float* state, const float* x, int N, bool train, std::ui
     cpu::relu_forward(h_.data(), h_.data(), sz(N) * kHidden);
     if (train) {
       cpu::dropout_forward(d_.data(), mask_.data(), h_.data(), sz(N) * kHidden, kDropoutP,
-                           dropout_seed, dropout_stream);
+                           dropout_seed, dropout_stream, dropout_first_ * kHidden);
       fc2_in = d_.data();
     }
   }

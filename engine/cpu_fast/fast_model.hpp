@@ -33,6 +33,9 @@ class FastModel {
 
   const ParamTable& table() const { return table_; }
   int capacity() const { return capacity_; }
+  // The batch's first image is image `first` of a larger one whose dropout masks it draws (a
+  // data-parallel rank's share: engine/dist/); 0 by default.
+  void set_dropout_first_image(std::uint64_t first) { dropout_first_ = first; }
   // Bytes held for activations, gradients and per-slot partial sums (not the per-thread scratch).
   std::size_t activation_bytes() const;
 
@@ -89,7 +92,8 @@ class FastModel {
   double last_cpu_ms_ = 0.0;
   std::vector<Phase> phases_;
   Offsets o_{};
-  int n_ = 0;  // batch size of the last forward
+  int n_ = 0;                        // batch size of the last forward
+  std::uint64_t dropout_first_ = 0;  // set_dropout_first_image
   bool last_train_ = false;
 
   // Saved per image: x (input), p1/am1 (pooled block-1 output and window argmax), p2/am2 (the

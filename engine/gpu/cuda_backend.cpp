@@ -48,6 +48,7 @@
 #include "engine/cuda/raii.hpp"
 #include "engine/gpu/cudnn_conv.hpp"
 #include "engine/gpu/linear.hpp"
+#include "engine/gpu/nccl_gradients.hpp"
 #include "engine/model/cpu_model.hpp"
 #include "kernels/batchnorm.hpp"
 #include "kernels/batchnorm_fused.hpp"
@@ -798,7 +799,25 @@ class CudaBackend final : public TrainingBackend {
     forward(n, /*train=*/true);
     head(n);
     backward(n);
+    if (nccl_) {
+      Phase phase(*this, "nccl_allreduce");
+      nccl_->reduce(grads_.data(), table_.num_trainable(), cublas_.get(), stream_);
+    }
     optimizer_step();
+    if (nccl_ && table_.num_total() > table_.num_trainable()) {
+      Phase phase(*this, "nccl_broadcast_bn");
+      nccl_->broadcast_from_rank0(P(table_.num_trainable()),
+                                  table_.num_total() - table_.num_trainable(), stream_);
+    }
+  }
+
+  // Data-parallel training (engine/dist/): the gradients summed between the ranks' GPUs by NCCL
+  // inside the step (and its graph). Before the first step, so that no graph lacks the sum.
+  void set_gradient_reducer(GradientReducer* reducer) override {
+    OCTA_CHECK(train_batch_ == 0, "{}: data-parallel training must be set up before the first step",
+               description());
+    nccl_.reset();
+    if (reducer != nullptr) nccl_ = std::make_unique<gpu::NcclGradients>(*reducer);
   }
 
   // Captures step_body for the current input slot into `out`.
@@ -862,6 +881,7 @@ class CudaBackend final : public TrainingBackend {
   std::int64_t num_batches_tracked_ = 0;
   bool folded_stale_ = true;  // fold_batchnorm() is due before the next prediction
   int train_batch_ = 0;
+  std::unique_ptr<gpu::NcclGradients> nccl_;  // data-parallel runs only
   int eager_steps_ = 0;
   // time_phases: an event pair per phase of the step being timed, and the times so far.
   std::vector<cuda::Event> timing_events_;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/cuda/check.hpp"
 #include "engine/gpu/conv_select.hpp"
 #include "engine/gpu/cuda_backend.hpp"
 
@@ -45,6 +46,8 @@ std::unique_ptr<TrainingBackend> make_backend(const BackendConfig& config,
                                               const GpuBackendRequest& request,
                                               nlohmann::json* conv_choice) {
   CudaBackendOptions options;
+  options.device = request.device;
+  OCTA_CUDA_CHECK(cudaSetDevice(request.device));  // the --conv check's engines too
   if (!request.conv.empty()) {
     ConvCheckOptions check;
     check.check = request.check;

@@ -154,7 +154,7 @@ void CpuModel<T>::forward(T* state, const T* x, int N, bool train, std::uint64_t
     cpu::relu_forward(h_.data(), h_.data(), hidden);
     if (train) {
       cpu::dropout_forward(d_.data(), mask_.data(), h_.data(), hidden, kDropoutP, dropout_seed,
-                           dropout_stream);
+                           dropout_stream, dropout_first_ * kHidden);
       fc2_in = d_.data();
     }
   }

@@ -34,6 +34,9 @@ class CpuModel {
 
   const ParamTable& table() const { return table_; }
   int max_batch() const { return max_batch_; }
+  // The batch's first image is image `first` of a larger one whose dropout masks it draws (a
+  // data-parallel rank's share: engine/dist/); 0 by default.
+  void set_dropout_first_image(std::uint64_t first) { dropout_first_ = first; }
 
  private:
   // conv3x3 -> [BatchNorm (model B)] -> ReLU -> maxpool 2x2: both models' two feature stages.
@@ -55,7 +58,8 @@ class CpuModel {
 
   ParamTable table_;
   int max_batch_;
-  int n_ = 0;  // batch size of the last forward
+  int n_ = 0;                        // batch size of the last forward
+  std::uint64_t dropout_first_ = 0;  // set_dropout_first_image
   bool last_train_ = false;
   ConvBlock block1_, block2_;
   std::size_t f1w_, f1b_, f2w_, f2b_;

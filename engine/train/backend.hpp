@@ -3,17 +3,42 @@
 // checkpoints and resume are shared, so both paths behave the same to a user.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/core/error.hpp"
 #include "engine/data/host_batch.hpp"
 
 #include "engine/io/checkpoint.hpp"
 #include "engine/model/param_table.hpp"
 
 namespace octa {
+
+// Data-parallel training (engine/dist/data_parallel.hpp): what a backend's training step calls
+// between its backward pass and its optimiser update, and after the update.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  // Host gradients of the mean loss over this rank's share of the step's batch, made the gradients
+  // of the mean loss over the whole batch, with the same bits on every rank.
+  virtual void reduce(float* grads, std::size_t count) = 0;
+  // The model's non-trainable values after the update (BatchNorm's running statistics, from this
+  // rank's own batch statistics) made rank 0's on every rank, as PyTorch DDP's broadcast_buffers.
+  virtual void sync_buffers(float* values, std::size_t count) = 0;
+  // Where this rank's share starts in the step's global batch: its dropout masks are the ones the
+  // whole batch draws from there, as in one process.
+  virtual int first_image() const = 0;
+  // For a device backend that sums on the device itself (the CUDA engine: NCCL): this rank of
+  // ranks(), the weight n_r / n of its share in the step's batch, and a host broadcast from rank 0
+  // (NCCL's unique id). Collective where the communicator's calls are.
+  virtual int rank() const = 0;
+  virtual int ranks() const = 0;
+  virtual float share_weight() const = 0;
+  virtual void broadcast_from_rank0(void* data, std::size_t bytes) = 0;
+};
 
 class TrainingBackend {
  public:
@@ -60,6 +85,14 @@ class TrainingBackend {
     std::vector<float> ms;  // one entry per call
   };
   virtual std::vector<PhaseTimes> phase_times() const { return {}; }
+
+  // From now on every train_step reduces its gradients through `reducer` (null: no more). The
+  // default: this backend cannot train data-parallel, and says so.
+  virtual void set_gradient_reducer(GradientReducer* reducer) {
+    if (reducer != nullptr) {
+      throw Error(description() + ": no data-parallel (mpirun) training on this backend yet");
+    }
+  }
 };
 
 }  // namespace octa

@@ -37,6 +37,7 @@ class CpuBackendBase : public TrainingBackend {
 
   void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
     use_threads();
+    net_.set_dropout_first_image(reducer_ != nullptr ? reducer_->first_image() : 0);
     net_.forward(model_.values.data(), images, n, /*train=*/true, cfg_.seed,
                  rng_stream(RngStream::kDropout, static_cast<std::uint64_t>(step)), logits_.data());
     if (!table_.batchnorm_layers().empty()) ++model_.num_batches_tracked;
@@ -44,8 +45,15 @@ class CpuBackendBase : public TrainingBackend {
         cpu::bce_with_logits(dlogits_.data(), logits_.data(), targets, n, cfg_.pos_weight);
     loss_sum_ += loss * n;
     net_.backward(model_.values.data(), dlogits_.data(), grads_.data());
+    if (reducer_ != nullptr) reducer_->reduce(grads_.data(), grads_.size());
     update();
+    if (reducer_ != nullptr && table_.num_total() > table_.num_trainable()) {
+      reducer_->sync_buffers(model_.values.data() + table_.num_trainable(),
+                             table_.num_total() - table_.num_trainable());
+    }
   }
+
+  void set_gradient_reducer(GradientReducer* reducer) override { reducer_ = reducer; }
 
   double take_loss_sum() override {
     const double s = loss_sum_;
@@ -88,6 +96,7 @@ class CpuBackendBase : public TrainingBackend {
   ModelState model_;
   std::vector<float> grads_, logits_, dlogits_;
   double loss_sum_ = 0.0;
+  GradientReducer* reducer_ = nullptr;  // data-parallel training: engine/dist/
 };
 
 }  // namespace octa

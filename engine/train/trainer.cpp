@@ -172,7 +172,8 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
             resumed_epoch ? fmt::format(" (resumed at batch {})", first_batch + 1) : std::string()),
         static_cast<std::int64_t>(train_split.count) - resumed_images, opt.interactive);
     for (std::int64_t b = first_batch; b < steps_per_epoch; ++b) {
-      if (const int sig = pending_interrupt()) {
+      const int pending = pending_interrupt();
+      if (const int sig = opt.agree_on_signal ? opt.agree_on_signal(pending) : pending) {
         // The steps so far are done (their loss is read below); save where the run stands.
         progress.finish();
         loss_sum += backend.take_loss_sum();
@@ -222,6 +223,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
                                       : std::string());
     report.epochs.push_back(stats);
 
+    if (opt.after_epoch) opt.after_epoch(epoch + 1);
     save(epoch + 1, {});
   }
   report.test =

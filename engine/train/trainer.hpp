@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,12 @@ struct TrainOptions {
   // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
   // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
   EpochPosition resume_within_epoch;
+  // Data-parallel runs (engine/dist/data_parallel.hpp); empty in a single process. agree_on_signal
+  // turns this rank's pending_interrupt() into the one answer every rank acts on, before each
+  // step; after_epoch(epochs done) runs after each epoch, before its checkpoint (the replica
+  // check).
+  std::function<int(int)> agree_on_signal;
+  std::function<void(int)> after_epoch;
 };
 
 struct EpochStats {

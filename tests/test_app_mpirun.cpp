@@ -1,0 +1,165 @@
+// tests/test_app_mpirun.cpp: train_gpu under mpirun on the CPU path (engine/dist/), on this small
+// machine with --oversubscribe: N = 1, 2 and 3 ranks against one process with the same global
+// batch (20 steps of model A: parameters within tol::kDataParallel, the loss curves too; one rank
+// bit-identical), two runs with the same N bit-identical, --resume with another N, model B, and a
+// batch too small to share failing on every rank at once instead of hanging. Skips, saying why,
+// where mpirun is absent or train_gpu was built without MPI.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/io/checkpoint.hpp"
+#include "tests/support/compare_states.hpp"
+#include "tests/support/real_data.hpp"
+#include "tests/support/run_command.hpp"
+#include "tests/support/skip.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using octa::test::CommandResult;
+using octa::test::run_command;
+using octa::test::shell_quoted;
+
+constexpr std::uint64_t kSeed = 7;
+constexpr int kSteps = 20;  // 1280 images in batches of 64
+constexpr double kLr = 1e-3;
+
+// Why these cases cannot run here, or empty.
+std::string mpi_missing_reason() {
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0) {
+    return "mpirun not found (Debian's openmpi-bin; scripts/setup.sh installs it)";
+  }
+  const CommandResult help = run_command(OCTA_TRAIN_GPU_EXE, "--help");
+  if (help.output.find("MPI built in") == std::string::npos) {
+    return "train_gpu was built without MPI (no libopenmpi-dev when CMake ran, "
+           "-DOCTA_ENABLE_MPI=OFF, or a sanitizer build)";
+  }
+  return {};
+}
+
+// train_gpu on `ranks` MPI ranks (0: a plain run, no mpirun), one CPU thread each; a minute at
+// most, so that a rank left waiting fails the test instead of hanging it.
+CommandResult train(int ranks, const std::string& args) {
+  const std::string exe = OCTA_TRAIN_GPU_EXE;
+  if (ranks == 0) return run_command(exe, args);
+  return run_command("timeout", fmt::format("60 mpirun --oversubscribe --allow-run-as-root --mca "
+                                            "btl_vader_single_copy_mechanism none -np {} {} {}",
+                                            ranks, shell_quoted(exe), args));
+}
+
+struct Run {
+  octa::ModelState model;
+  std::vector<double> losses;
+  nlohmann::json metrics;
+};
+
+// A 20-step run of model `model` on `ranks` ranks, its outputs under dir/name.*.
+Run run_of(const fs::path& data, const fs::path& dir, const std::string& name, int ranks,
+           const std::string& extra = "--epochs 1", const std::string& model = "a") {
+  const fs::path ck = dir / (name + ".safetensors");
+  const CommandResult r = train(
+      ranks, fmt::format("--device cpu --threads 1 --no-download --data-dir {} --model {} "
+                         "--max-train 1280 --max-test 300 --batch-size 64 --seed {} --no-report "
+                         "--checkpoint {} --export-losses {} --metrics-out {} {}",
+                         shell_quoted(data), model, kSeed, shell_quoted(ck),
+                         shell_quoted(dir / (name + ".losses.json")),
+                         shell_quoted(dir / (name + ".metrics.json")), extra));
+  INFO(name << ":\n" << r.output);
+  REQUIRE(r.exit_code == 0);
+  // Rank 0 alone reports (and writes).
+  std::size_t reports = 0;
+  for (auto at = r.output.find("confusion matrix"); at != std::string::npos;
+       at = r.output.find("confusion matrix", at + 1)) {
+    ++reports;
+  }
+  CHECK(reports == 1);
+  Run out;
+  out.model = octa::load_checkpoint(ck, octa::ParamTable::for_arch(octa::parse_arch(model))).model;
+  std::ifstream losses(dir / (name + ".losses.json"));
+  out.losses = nlohmann::json::parse(losses)["step_losses"].get<std::vector<double>>();
+  std::ifstream metrics(dir / (name + ".metrics.json"));
+  out.metrics = nlohmann::json::parse(metrics);
+  CHECK(out.metrics["ranks"] == std::max(ranks, 1));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("train_gpu under mpirun with 1, 2 and 3 ranks trains as one process does",
+          "[cpu][app][mpi][real]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  octa::test::TempDir dir("mpirun");
+  const octa::ParamTable table = octa::ParamTable::for_arch(octa::Arch::kA);
+  const Run plain = run_of(*data, dir.path(), "plain", 0);
+  REQUIRE(plain.losses.size() == kSteps);
+  for (int ranks = 1; ranks <= 3; ++ranks) {
+    INFO(ranks << " ranks");
+    const Run dp = run_of(*data, dir.path(), fmt::format("np{}", ranks), ranks);
+    REQUIRE(dp.losses.size() == kSteps);
+    OCTA_CHECK_CLOSE("step losses", dp.losses.data(), plain.losses.data(), kSteps,
+                     octa::tol::kDataParallel);
+    octa::test::check_states_close(table, dp.model, plain.model, kSeed, kSteps, kLr,
+                                   octa::tol::kDataParallel);
+    CHECK(dp.metrics["test"]["count"] == 300);
+    if (ranks == 1) {  // one rank is a plain run, to the bit
+      CHECK(dp.model.values == plain.model.values);
+      CHECK(dp.losses == plain.losses);
+    }
+    if (ranks == 2) {  // the same ranks and seed: the same bits
+      const Run again = run_of(*data, dir.path(), "np2-again", 2);
+      CHECK(again.model.values == dp.model.values);
+      CHECK(again.losses == dp.losses);
+    }
+  }
+}
+
+TEST_CASE("train_gpu under mpirun resumes with another number of ranks, and trains model B",
+          "[cpu][app][mpi][real]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  octa::test::TempDir dir("mpirun-resume");
+  const octa::ParamTable table = octa::ParamTable::for_arch(octa::Arch::kA);
+  const Run plain = run_of(*data, dir.path(), "plain", 0, "--epochs 2");
+  run_of(*data, dir.path(), "dp", 2, "--epochs 1");
+  const Run resumed =
+      run_of(*data, dir.path(), "dp", 3,
+             fmt::format("--epochs 2 --resume {}", shell_quoted(dir / "dp.safetensors")));
+  REQUIRE(resumed.losses.size() == kSteps);  // the second epoch's
+  OCTA_CHECK_CLOSE("epoch 2's step losses", resumed.losses.data(), plain.losses.data() + kSteps,
+                   kSteps, octa::tol::kDataParallel);
+  octa::test::check_states_close(table, resumed.model, plain.model, kSeed, 2 * kSteps, kLr,
+                                 octa::tol::kDataParallel);
+
+  // Model B: BatchNorm on each rank's own share (so not one process's numbers); the replica
+  // check after the epoch passes, as the run's success says.
+  const Run b = run_of(*data, dir.path(), "b", 2, "--epochs 1", "b");
+  CHECK(b.model.num_batches_tracked == kSteps);
+}
+
+TEST_CASE("train_gpu under mpirun stops every rank with the reason when a batch cannot be shared",
+          "[cpu][app][mpi][real]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  octa::test::TempDir dir("mpirun-small");
+  const CommandResult r =
+      train(3, fmt::format("--device cpu --threads 1 --no-download --data-dir {} --max-train 64 "
+                           "--max-test 64 --batch-size 2 --epochs 1 --no-checkpoint --no-report",
+                           shell_quoted(*data)));
+  INFO(r.output);
+  CHECK(r.exit_code != 0);
+  CHECK(r.exit_code != 124);  // not the timeout: no rank was left waiting
+  CHECK_THAT(r.output, Catch::Contains("cannot be shared by 3 ranks"));
+}

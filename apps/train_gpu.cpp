@@ -4,6 +4,7 @@
 // The GPU is the point; without one (no driver, no device, or a CPU-only build) `--device auto`
 // says so plainly and trains on the fast CPU backend (--device cpu-ref: the plain CPU reference).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -172,6 +173,12 @@ int run(Args a) {
              "--task binary");
   OCTA_CHECK(!multiclass || !a.pos_weight_given,
              "--pos-weight belongs to --task binary (the multi-class loss has --class-weights)");
+  OCTA_CHECK(multiclass || (a.class_weights.empty() && a.label_smoothing == 0.0f),
+             "--class-weights and --label-smoothing belong to --task multiclass (the binary task "
+             "has --pos-weight)");
+  OCTA_CHECK(
+      std::isfinite(a.label_smoothing) && a.label_smoothing >= 0.0f && a.label_smoothing <= 1.0f,
+      "--label-smoothing: must be in [0, 1], got {}", a.label_smoothing);
 
   // --- device ---------------------------------------------------------------------------------
   bool use_gpu = false;

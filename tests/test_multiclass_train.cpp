@@ -31,6 +31,7 @@
 #include "tests/support/skip.hpp"
 #include "tests/support/synthetic.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/three_classes.hpp"
 
 namespace {
 
@@ -47,40 +48,6 @@ octa::BackendConfig config(Arch arch, int batch, int classes) {
   c.seed = 9;
   c.num_classes = classes;
   return c;
-}
-
-// A 28x28 image of class c of three: a bright horizontal bar (0), a vertical bar (1) or a
-// diagonal (2), each at a position of its own, on low noise. Easy to tell apart, not trivially:
-// the bars move and the noise differs between images.
-void draw(std::uint8_t* img, int c, octa::PhiloxStream& rng) {
-  for (int p = 0; p < 28 * 28; ++p) img[p] = static_cast<std::uint8_t>(rng.next_below(60));
-  const int at = 6 + static_cast<int>(rng.next_below(16));
-  const auto light = [&](int y, int x) {
-    img[y * 28 + x] = static_cast<std::uint8_t>(200 + rng.next_below(56));
-  };
-  for (int i = 2; i < 26; ++i) {
-    for (int t = 0; t < 2; ++t) {
-      if (c == 0) light(at + t, i);
-      if (c == 1) light(i, at + t);
-      if (c == 2) light(i, (i + at + t) % 28);
-    }
-  }
-}
-
-// Writes a three-class IDX dataset (prefixed names, as --dataset idx finds them) into dir.
-void write_three_classes(const fs::path& dir, std::uint32_t n_train, std::uint32_t n_test) {
-  octa::PhiloxStream rng(77, 3);
-  const auto split = [&](std::uint32_t n, const std::string& images, const std::string& labels) {
-    std::vector<std::uint8_t> pixels(std::size_t{n} * 784), y(n);
-    for (std::uint32_t i = 0; i < n; ++i) {
-      y[i] = static_cast<std::uint8_t>(rng.next_below(3));
-      draw(pixels.data() + std::size_t{i} * 784, y[i], rng);
-    }
-    octa::test::write_bytes(dir / images, octa::test::idx_images(pixels, n));
-    octa::test::write_bytes(dir / labels, octa::test::idx_labels_file(y));
-  };
-  split(n_train, "shapes-train-images-idx3-ubyte", "shapes-train-labels-idx1-ubyte");
-  split(n_test, "shapes-test-images-idx3-ubyte", "shapes-test-labels-idx1-ubyte");
 }
 
 octa::data::FindOptions offline() {
@@ -161,7 +128,7 @@ TEST_CASE("Ten classes: twenty steps on the fast backend match the reference bac
 TEST_CASE("A synthetic three-class IDX dataset trains to near-perfect accuracy on the CPU path",
           "[cpu][train][multiclass]") {
   octa::test::TempDir dir("shapes");
-  write_three_classes(dir.path(), 900, 300);
+  octa::test::write_three_classes(dir.path(), 900, 300);
   const octa::data::Dataset d =
       octa::data::load_dataset(octa::data::kIdxDataset, dir.path(), offline());
   REQUIRE(d.num_classes == 3);

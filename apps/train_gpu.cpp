@@ -265,6 +265,10 @@ int run(Args a) {
         a.conv);
   }
   // --- data (before the model: the number of classes and their names come from it) -------------
+  // (A checkpoint that is not there is said before the data is looked for.)
+  for (const auto& [flag, file] : {std::pair{"--resume", a.resume}, {"--init-from", a.init_from}}) {
+    OCTA_CHECK(file.empty() || fs::exists(file), "{} {}: no such file", flag, file);
+  }
   octa::data::FindOptions find;
   find.allow_download = !a.no_download;
   octa::data::Dataset dataset = octa::data::load_dataset(dataset_spec, a.data_dir, find);

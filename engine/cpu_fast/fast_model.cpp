@@ -198,7 +198,8 @@ void FastModel::forward(float* state, const float* x, int N, bool train, std::ui
       fc2_in = d_.data();
     }
   }
-  cpu::linear_forward(logits, fc2_in, state + o_.f2w, state + o_.f2b, N, kHidden, table_.num_classes());
+  cpu::linear_forward(logits, fc2_in, state + o_.f2w, state + o_.f2b, N, kHidden,
+                      table_.num_classes());
   mark(table_.arch() == Arch::kA ? "fc2" : "gap+fc1+relu+dropout+fc2");
 }
 

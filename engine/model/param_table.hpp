@@ -56,7 +56,7 @@ class ParamTable {
   static ParamTable for_arch(Arch arch, int num_classes = 1);
 
   Arch arch() const { return arch_; }
-  int num_classes() const { return num_classes_; }       // fc2's outputs
+  int num_classes() const { return num_classes_; }  // fc2's outputs
   bool multiclass() const { return num_classes_ > 1; }
   const std::vector<ParamEntry>& entries() const { return entries_; }
   std::size_t num_trainable() const { return num_trainable_; }  // floats with gradients

@@ -1,8 +1,8 @@
 // engine/train/cpu_backend_base.hpp: what the two CPU backends (cpu_backend.cpp, the reference;
 // fast_cpu_backend.cpp) share around their models: the model and optimiser state, the training
-// step (forward, the loss: BCE with logits or softmax cross-entropy, backward, update), the loss bookkeeping, evaluation in pieces
-// of the activations' batch, and loading state. Net is CpuModel<float> or cpu_fast::FastModel
-// (the same forward/backward contract).
+// step (forward, the loss: BCE with logits or softmax cross-entropy, backward, update), the loss
+// bookkeeping, evaluation in pieces of the activations' batch, and loading state. Net is
+// CpuModel<float> or cpu_fast::FastModel (the same forward/backward contract).
 #pragma once
 
 #include <algorithm>
@@ -65,10 +65,9 @@ class CpuBackendBase : public TrainingBackend {
     const int piece = cfg_.activation_batch();
     for (int i = 0; i < n; i += piece) {
       const int m = std::min(piece, n - i);
-      net_.forward(model_.values.data(),
-                   images + static_cast<std::size_t>(i) * kImageSize * kImageSize, m,
-                   /*train=*/false, 0, 0,
-                   logits + static_cast<std::size_t>(i) * table_.num_classes());
+      net_.forward(
+          model_.values.data(), images + static_cast<std::size_t>(i) * kImageSize * kImageSize, m,
+          /*train=*/false, 0, 0, logits + static_cast<std::size_t>(i) * table_.num_classes());
     }
   }
 

@@ -27,17 +27,17 @@ struct TrainOptions {
   int test_batch_size = 1000;
   bool drop_last = false;
   std::uint64_t seed = 0;  // shuffle order (and, through the backend, init/dropout)
-  int target_digit = 8;  // the binary task's class; data::kClassIndexTarget with K classes
+  int target_digit = 8;    // the binary task's class; data::kClassIndexTarget with K classes
   std::vector<std::string> class_names;  // K classes: their names for the metrics (empty: numbers)
-  OptimizerConfig optimizer;         // recorded in checkpoints
-  std::filesystem::path checkpoint;  // written after every epoch; empty: none
-  std::string run_id;                // ties a checkpoint's two files together
-  bool interactive = false;          // redraw a progress line on the terminal
-  int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
-  int loader_threads = 1;            // threads preparing batches ahead of the step
-  bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
-  bool eval_every_epoch = false;     // evaluate on the test split after every epoch
-  int val_size = 0;                  // images held out of train_split as validation (recorded)
+  OptimizerConfig optimizer;             // recorded in checkpoints
+  std::filesystem::path checkpoint;      // written after every epoch; empty: none
+  std::string run_id;                    // ties a checkpoint's two files together
+  bool interactive = false;              // redraw a progress line on the terminal
+  int loss_sync_every = 1;               // steps between loss reads (a GPU backend wants more)
+  int loader_threads = 1;                // threads preparing batches ahead of the step
+  bool record_step_losses = false;       // keep every step's mean loss (reads the loss every step)
+  bool eval_every_epoch = false;         // evaluate on the test split after every epoch
+  int val_size = 0;                      // images held out of train_split as validation (recorded)
   // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
   // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
   EpochPosition resume_within_epoch;
@@ -54,8 +54,8 @@ struct EpochStats {
 
 struct TrainReport {
   std::vector<EpochStats> epochs;
-  BinaryMetrics test;                // the binary task's (one logit)
-  MulticlassMetrics test_classes;    // K classes' (backend.table().multiclass())
+  BinaryMetrics test;               // the binary task's (one logit)
+  MulticlassMetrics test_classes;   // K classes' (backend.table().multiclass())
   std::vector<double> step_losses;  // with TrainOptions::record_step_losses: each step's mean loss
   std::vector<float> test_logits;   // the final evaluation's logits, in test-split order (N, K)
 };

@@ -147,7 +147,7 @@ TEST_CASE("A synthetic three-class IDX dataset trains to near-perfect accuracy o
   }
 }
 
-TEST_CASE("A checkpoint of K classes records its task; the other task's checkpoint is refused",
+TEST_CASE("A checkpoint of K classes records its task, and the other task's checkpoint is refused",
           "[cpu][checkpoint][multiclass]") {
   octa::test::TempDir dir("mcck");
   const octa::ParamTable binary = octa::ParamTable::for_arch(Arch::kA);

@@ -1,7 +1,10 @@
-// apps/train_gpu.cpp: train the tutorial's "is it an 8?" CNN on MNIST, evaluate it, save it.
+// apps/train_gpu.cpp: train the tutorial's "is it an 8?" CNN on MNIST (or any class against the
+// rest, or every class at once, of MNIST, Fashion-MNIST, KMNIST or any IDX dataset), evaluate it,
+// save it.
 // The GPU is the point; without one (no driver, no device, or a CPU-only build) `--device auto`
 // says so plainly and trains on the fast CPU backend (--device cpu-ref: the plain CPU reference).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -12,6 +15,7 @@
 #include <thread>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -24,8 +28,10 @@
 #include "engine/core/gpu_module.hpp"
 #include "engine/core/log.hpp"
 #include "engine/cpu/blas.hpp"
+#include "engine/data/datasets.hpp"
 #include "engine/data/holdout.hpp"
 #include "engine/data/mnist.hpp"
+#include "engine/data/transform.hpp"
 #include "engine/dist/communicator.hpp"
 #include "engine/dist/data_parallel.hpp"
 #include "engine/io/checkpoint.hpp"
@@ -46,6 +52,11 @@ namespace fs = std::filesystem;
 
 struct Args {
   std::string data_dir = "./data";
+  std::string dataset = "mnist";
+  std::string task = "binary";
+  std::string target_class;  // --target-class: an index or a class name
+  float label_smoothing = 0.0f;
+  std::vector<float> class_weights;
   bool no_download = false;
   std::string model = "a";
   int epochs = 5;
@@ -79,6 +90,7 @@ struct Args {
   std::string report;  // default: beside the checkpoint
   bool no_report = false;
   bool target_digit_given = false, val_size_given = false;  // on the command line
+  bool pos_weight_given = false;
 };
 
 const char* kExamples = R"(
@@ -87,6 +99,15 @@ Examples:
   train_gpu --model b --epochs 10              the tutorial's final model and schedule
   train_gpu --device cpu --max-train 10000 --epochs 1
                                                a quick run on the CPU
+  train_gpu --task multiclass                  which digit is it? (ten classes, softmax
+                                               cross-entropy, fc2 with ten outputs)
+  train_gpu --dataset fashion-mnist --task multiclass --label-smoothing 0.1
+                                               Fashion-MNIST's ten kinds of clothing
+  train_gpu --dataset fashion-mnist --target-class Bag
+                                               "is it a bag?" (a class by name or index)
+  train_gpu --dataset idx --data-dir my_idx --task multiclass
+                                               any four IDX files of 28x28 images in my_idx
+                                               (*train-images-idx3-ubyte, ...; K from the labels)
   train_gpu --metrics-out runs/metrics.json    metrics as JSON as well
   train_gpu --conv fused-fp32                  octa's convolutions on the CUDA cores only (no
                                                tensor cores); --conv cudnn: cuDNN's
@@ -154,6 +175,25 @@ int run(Args a, octa::dist::Communicator& comm) {
              a.test_batch_size);
   OCTA_CHECK(a.target_digit >= 0 && a.target_digit <= 9, "--target-digit: must be 0..9, got {}",
              a.target_digit);
+  const octa::data::DatasetSpec& dataset_spec = octa::data::dataset_by_id(a.dataset);
+  OCTA_CHECK(a.task == "binary" || a.task == "multiclass",
+             "--task: '{}' is not a task (binary: one class against the rest; multiclass: every "
+             "class)",
+             a.task);
+  const bool multiclass = a.task == "multiclass";
+  OCTA_CHECK(!a.target_digit_given || a.target_class.empty(),
+             "--target-digit and --target-class name the same thing; give one");
+  OCTA_CHECK(!multiclass || (!a.target_digit_given && a.target_class.empty()),
+             "--task multiclass learns every class: --target-digit and --target-class belong to "
+             "--task binary");
+  OCTA_CHECK(!multiclass || !a.pos_weight_given,
+             "--pos-weight belongs to --task binary (the multi-class loss has --class-weights)");
+  OCTA_CHECK(multiclass || (a.class_weights.empty() && a.label_smoothing == 0.0f),
+             "--class-weights and --label-smoothing belong to --task multiclass (the binary task "
+             "has --pos-weight)");
+  OCTA_CHECK(
+      std::isfinite(a.label_smoothing) && a.label_smoothing >= 0.0f && a.label_smoothing <= 1.0f,
+      "--label-smoothing: must be in [0, 1], got {}", a.label_smoothing);
 
   // --- device ---------------------------------------------------------------------------------
   bool use_gpu = false;
@@ -194,13 +234,14 @@ int run(Args a, octa::dist::Communicator& comm) {
   bc.train_batch = a.batch_size;
   bc.seed = a.seed;
   bc.pos_weight = a.pos_weight;
+  bc.class_weights = a.class_weights;
+  bc.label_smoothing = a.label_smoothing;
   octa::TrainOptions to;
   to.epochs = a.epochs;
   to.batch_size = a.batch_size;
   to.test_batch_size = a.test_batch_size;
   to.drop_last = a.drop_last;
   to.seed = a.seed;
-  to.target_digit = a.target_digit;
   to.optimizer = opt;
   to.run_id = make_run_id();
   to.interactive = writer && octa::stderr_is_terminal();
@@ -216,16 +257,18 @@ int run(Args a, octa::dist::Communicator& comm) {
       a.loader_threads > 0 ? a.loader_threads : octa::default_loader_threads(use_gpu);
 
   // --- limits and outputs, checked before anything is allocated ----------------------------------
-  const octa::ParamTable table = octa::ParamTable::for_arch(arch);
+  // (With the binary model's one output: K classes add K floats per image, a rounding error
+  // beside the activations, and K is known only once the labels are read.)
+  const octa::ParamTable binary_table = octa::ParamTable::for_arch(arch);
   const int ring_slots = std::max(4, 2 * to.loader_threads);  // host_batch_ring's slots
   const octa::HostModel host_model = use_gpu   ? octa::HostModel::kNone
                                      : cpu_ref ? octa::HostModel::kReference
                                                : octa::HostModel::kFast;
-  octa::check_batch_memory("--batch-size", a.batch_size, table, host_model, ring_slots);
+  octa::check_batch_memory("--batch-size", a.batch_size, binary_table, host_model, ring_slots);
   // The GPU stages and allocates for the larger batch; the CPU backends evaluate in pieces of the
   // training batch, and their evaluation ring holds at most the test split.
   if (use_gpu) {
-    octa::check_batch_memory("--test-batch-size", a.test_batch_size, table, host_model, 4);
+    octa::check_batch_memory("--test-batch-size", a.test_batch_size, binary_table, host_model, 4);
   }
   if (!to.checkpoint.empty()) {
     octa::check_output_path(to.checkpoint, octa::OutputKind::kSafetensors, "--checkpoint",
@@ -251,6 +294,31 @@ int run(Args a, octa::dist::Communicator& comm) {
         "to choose or check",
         a.conv);
   }
+  // --- data (before the model: the number of classes and their names come from it) -------------
+  // (A checkpoint that is not there is said before the data is looked for.)
+  for (const auto& [flag, file] : {std::pair{"--resume", a.resume}, {"--init-from", a.init_from}}) {
+    OCTA_CHECK(file.empty() || fs::exists(file), "{} {}: no such file", flag, file);
+  }
+  octa::data::FindOptions find;
+  find.allow_download = !a.no_download;
+  octa::data::Dataset dataset = octa::data::load_dataset(dataset_spec, a.data_dir, find);
+  if (multiclass) {
+    bc.num_classes = dataset.num_classes;
+    to.target_digit = octa::data::kClassIndexTarget;
+    to.class_names = dataset.class_names;
+  } else {
+    const bool by_class = !a.target_class.empty();
+    try {
+      a.target_digit = to.target_digit = octa::data::resolve_class(
+          dataset, by_class ? a.target_class : std::to_string(a.target_digit));
+    } catch (const octa::Error& e) {
+      throw octa::Error(
+          fmt::format("{}: {}", by_class ? "--target-class" : "--target-digit", e.what()));
+    }
+  }
+  const std::vector<std::string> class_names = dataset.class_names;
+  bc.validate_loss();
+  const octa::ParamTable table = octa::ParamTable::for_arch(arch, bc.num_classes);
   const auto make_backend = [&](const octa::BackendConfig& config) {
     if (use_gpu) {
       octa::GpuBackendRequest gpu;
@@ -273,7 +341,7 @@ int run(Args a, octa::dist::Communicator& comm) {
     bc.seed = to.seed = ck.training.seed;
     // The digit and the held-out images are part of the run: a resumed run keeps them.
     if (ck.training.target_digit && *ck.training.target_digit != a.target_digit) {
-      OCTA_CHECK(!a.target_digit_given,
+      OCTA_CHECK(!a.target_digit_given && a.target_class.empty(),
                  "--target-digit {}: {} was trained to recognise the digit {}; a resumed run "
                  "keeps it",
                  a.target_digit, a.resume, *ck.training.target_digit);
@@ -321,18 +389,17 @@ int run(Args a, octa::dist::Communicator& comm) {
     if (!writer) to.checkpoint.clear();
   }
 
-  // --- data -------------------------------------------------------------------------------------
-  octa::data::FindOptions find;
-  find.allow_download = !a.no_download;
-  octa::data::Mnist mnist = octa::data::load_mnist(a.data_dir, find);
   // --val-size images held out of the whole training split (seeded), then --max-train and
   // --max-test (0 mean "all"). Moved in: a copy of the splits would be another 55 MB.
   const octa::data::RunSplits splits =
-      octa::data::run_splits(std::move(mnist), a.val_size, to.seed, a.max_train, a.max_test);
+      octa::data::run_splits(std::move(dataset), a.val_size, to.seed, a.max_train, a.max_test);
   const octa::data::Split& train_split = splits.train;
   const octa::data::Split& test_split = splits.test;
-  spdlog::info("MNIST: {} training, {} validation and {} test images (digit {} vs rest)",
-               train_split.count, splits.validation.count, test_split.count, a.target_digit);
+  spdlog::info("{}: {} training, {} validation and {} test images ({})", dataset_spec.title,
+               train_split.count, splits.validation.count, test_split.count,
+               multiclass ? fmt::format("{} classes", bc.num_classes)
+                          : fmt::format("class {} ({}) vs rest", a.target_digit,
+                                        class_names.at(static_cast<std::size_t>(a.target_digit))));
 
   // From here on SIGINT/SIGTERM stop the run cleanly (engine/train/interrupt.hpp).
   const octa::InterruptHandler interrupt_handler;
@@ -350,9 +417,13 @@ int run(Args a, octa::dist::Communicator& comm) {
   }
   to.record_step_losses = !a.export_losses.empty();
   to.val_size = a.val_size;
-  // The report draws test accuracy per epoch.
+  // The report draws test accuracy per epoch. It shows the binary task's figures (thresholds, ROC):
+  // a multi-class run has its metrics in the terminal and the metrics JSON.
+  OCTA_CHECK(!multiclass || a.report.empty(),
+             "--report: the HTML report covers the binary task only; a multi-class run's metrics "
+             "(per class, the confusion matrix) are in the terminal and in --metrics-out");
   const std::filesystem::path report_path = !a.report.empty() ? fs::path(a.report)
-                                            : a.no_report || to.checkpoint.empty()
+                                            : a.no_report || to.checkpoint.empty() || multiclass
                                                 ? fs::path()
                                                 : octa::report::default_report_path(to.checkpoint);
   to.eval_every_epoch = a.eval_every_epoch || !report_path.empty();
@@ -362,7 +433,10 @@ int run(Args a, octa::dist::Communicator& comm) {
 
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
-  if (writer) std::printf("%s\n", octa::format_report(report.test, a.target_digit).c_str());
+  if (writer) {
+    std::printf("%s\n", multiclass ? octa::format_report(report.test_classes).c_str()
+                                   : octa::format_report(report.test, a.target_digit).c_str());
+  }
   if (writer && !a.export_losses.empty()) {
     octa::export_step_losses(a.export_losses, report.step_losses);
   }
@@ -371,10 +445,19 @@ int run(Args a, octa::dist::Communicator& comm) {
                  octa::optimizer_state_path(to.checkpoint).string());
   }
   const auto evaluated = std::chrono::steady_clock::now();
-  const octa::report::SplitEvaluation test_eval = octa::report::evaluate_split(
-      octa::report::kTestSplit, report.test_logits, test_split, a.target_digit);
-  std::optional<octa::report::SplitEvaluation> val_eval;
-  if (splits.validation.count > 0) {
+  // The binary task's threshold analysis (engine/report/evaluation.hpp); K classes: the
+  // validation split's metrics.
+  std::optional<octa::report::SplitEvaluation> test_eval, val_eval;
+  std::optional<octa::MulticlassMetrics> val_classes;
+  if (multiclass && splits.validation.count > 0) {
+    val_classes =
+        octa::evaluate_classes(*backend, splits.validation, a.test_batch_size, class_names);
+  }
+  if (!multiclass) {
+    test_eval = octa::report::evaluate_split(octa::report::kTestSplit, report.test_logits,
+                                             test_split, a.target_digit);
+  }
+  if (!multiclass && splits.validation.count > 0) {
     std::vector<float> logits;
     octa::evaluate(*backend, splits.validation, a.test_batch_size, a.target_digit, &logits);
     val_eval = octa::report::evaluate_split(octa::report::kValidationSplit, std::move(logits),
@@ -392,22 +475,34 @@ int run(Args a, octa::dist::Communicator& comm) {
                    {"lr", opt.lr},
                    {"optimizer", octa::optimizer_name(opt.kind)},
                    {"seed", to.seed},
-                   {"target_digit", a.target_digit},
-                   {"pos_weight", a.pos_weight},
+                   {"dataset", dataset_spec.id},
+                   {"task", a.task},
+                   {"num_classes", bc.num_classes},
+                   {"class_names", class_names},
                    {"train_images", train_split.count},
                    {"test_images", test_split.count},
                    {"val_size", a.val_size},
                    {"validation_images", splits.validation.count},
                    {"data_dir", fs::absolute(a.data_dir).lexically_normal().string()},
                    {"run_id", to.run_id}};
+    if (multiclass) {
+      j["config"]["label_smoothing"] = a.label_smoothing;
+      j["config"]["class_weights"] = a.class_weights;
+    } else {
+      j["config"]["target_digit"] = a.target_digit;
+      j["config"]["target_class"] = class_names.at(static_cast<std::size_t>(a.target_digit));
+      j["config"]["pos_weight"] = a.pos_weight;
+    }
     j["epochs"] = nlohmann::json::array();
     for (const auto& e : report.epochs) j["epochs"].push_back(octa::to_json(e));
-    j["test"] = octa::to_json(report.test);
+    j["test"] = multiclass ? octa::to_json(report.test_classes) : octa::to_json(report.test);
     j["conv"] = conv_choice;
     if (!to.checkpoint.empty()) j["checkpoint"] = to.checkpoint.string();
     octa::mark_octa_json(j, "metrics-1");  // engine/io/output_guard.hpp
     // Which split every figure is from: "test", "validation", and the thresholds' own "split".
-    j.update(octa::report::evaluation_json(test_eval, val_eval ? &*val_eval : nullptr));
+    if (test_eval)
+      j.update(octa::report::evaluation_json(*test_eval, val_eval ? &*val_eval : nullptr));
+    if (val_classes) j["validation"] = octa::to_json(*val_classes);
     const auto seconds = [](auto from, auto to_) {
       return std::chrono::duration<double>(to_ - from).count();
     };
@@ -417,12 +512,14 @@ int run(Args a, octa::dist::Communicator& comm) {
                     {"evaluation_seconds", seconds(evaluated, std::chrono::steady_clock::now())},
                     {"total_seconds", seconds(started, std::chrono::steady_clock::now())}};
     j["finished_at"] = utc_now();
-    const nlohmann::json& best = j["thresholds"]["best_f1"];
-    spdlog::info(
-        "best-F1 threshold on the {} split: {:.4f} (F1 {:.4f}); on the test split it gives "
-        "F1 {:.4f}",
-        j["thresholds"]["split"].get<std::string>(), best["threshold"].get<double>(),
-        best["f1"].get<double>(), j["test_at_best_f1_threshold"]["f1"].get<double>());
+    if (test_eval) {
+      const nlohmann::json& best = j["thresholds"]["best_f1"];
+      spdlog::info(
+          "best-F1 threshold on the {} split: {:.4f} (F1 {:.4f}); on the test split it gives "
+          "F1 {:.4f}",
+          j["thresholds"]["split"].get<std::string>(), best["threshold"].get<double>(),
+          best["f1"].get<double>(), j["test_at_best_f1_threshold"]["f1"].get<double>());
+    }
     if (!report_path.empty()) j["report"] = report_path.string();
     if (writer && !a.metrics_out.empty()) {
       octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
@@ -431,7 +528,7 @@ int run(Args a, octa::dist::Communicator& comm) {
     if (writer && !report_path.empty()) {
       octa::report::RunReportInputs in;
       in.metrics = &j;
-      in.test = &test_eval;
+      in.test = &*test_eval;
       in.validation = val_eval ? &*val_eval : nullptr;
       in.test_images = &test_split;
       in.made_by = "train_gpu";
@@ -454,14 +551,38 @@ int main(int argc, char** argv) {
   Args a;
   CLI::App app{
       "train_gpu: train the MNIST \"is it an 8?\" CNN (the PyTorch tutorial's model A or "
-      "B) with octa's CUDA engine, or on the CPU where there is no GPU."};
+      "B) with octa's CUDA engine, or on the CPU where there is no GPU; or any class of "
+      "Fashion-MNIST, KMNIST or an IDX dataset against the rest, or all of its classes at once "
+      "(--task multiclass)."};
   app.footer(std::string(kExamples) + data_parallel_help());
   app.get_formatter()->column_width(34);
   app.add_option("--data-dir", a.data_dir,
-                 "MNIST directory: the four IDX files (.gz or not), or torchvision's MNIST/raw "
-                 "below it")
+                 "Dataset directory: the four IDX files (.gz or not), or torchvision's "
+                 "<Folder>/raw below it (MNIST/raw, FashionMNIST/raw, KMNIST/raw); for --dataset "
+                 "idx, the directory of any four IDX files of 28x28 images")
       ->capture_default_str();
-  app.add_flag("--no-download", a.no_download, "Never download missing MNIST files");
+  app.add_option("--dataset", a.dataset,
+                 "mnist, fashion-mnist, kmnist (each found or downloaded with its official "
+                 "checksums) or idx (any four IDX files in --data-dir; never downloaded)")
+      ->check(CLI::IsMember({"mnist", "fashion-mnist", "kmnist", "idx"}))
+      ->capture_default_str();
+  app.add_option("--task", a.task,
+                 "binary (one class against the rest: --target-class, one logit, BCE) or "
+                 "multiclass (every class in the labels: one logit per class, softmax "
+                 "cross-entropy, prediction by argmax)")
+      ->check(CLI::IsMember({"binary", "multiclass"}))
+      ->capture_default_str();
+  app.add_option("--target-class", a.target_class,
+                 "--task binary: the class to recognise, an index or a class name (e.g. Bag for "
+                 "Fashion-MNIST) [8]");
+  app.add_option("--label-smoothing", a.label_smoothing,
+                 "--task multiclass: CrossEntropyLoss's label_smoothing, in [0, 1]")
+      ->capture_default_str();
+  app.add_option("--class-weights", a.class_weights,
+                 "--task multiclass: CrossEntropyLoss's weight, one per class in class order, "
+                 "comma-separated (e.g. 1,1,2,1,...)")
+      ->delimiter(',');
+  app.add_flag("--no-download", a.no_download, "Never download missing dataset files");
   app.add_option("--model", a.model, "a: the tutorial's CNN; b: BatchNorm + GAP + dropout")
       ->capture_default_str();
   app.add_option("--epochs", a.epochs, "Total epochs (a resumed run continues to this)")
@@ -478,7 +599,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app.add_option("--target-digit", a.target_digit, "The digit to recognise")->capture_default_str();
+  app.add_option("--target-digit", a.target_digit,
+                 "The digit to recognise (--task binary; the same as --target-class)")
+      ->capture_default_str();
   app.add_option("--optimizer", a.optimizer, "adam or sgd")->capture_default_str();
   app.add_option("--beta1", a.beta1, "Adam beta1")->capture_default_str();
   app.add_option("--beta2", a.beta2, "Adam beta2")->capture_default_str();
@@ -547,6 +670,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   a.target_digit_given = app.count("--target-digit") > 0;
   a.val_size_given = app.count("--val-size") > 0;
+  a.pos_weight_given = app.count("--pos-weight") > 0;
 
   std::unique_ptr<octa::dist::Communicator> comm;
   try {

@@ -10,14 +10,18 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/io/safetensors.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/idx_files.hpp"
 #include "tests/support/real_data.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/three_classes.hpp"
 
 namespace {
 
@@ -165,4 +169,109 @@ TEST_CASE("train_gpu trains on real MNIST, writes metrics JSON and checkpoints, 
   REQUIRE(j2["epochs"].size() == 1);
   CHECK(j2["epochs"][0]["epoch"] == 2);
   CHECK(std::isfinite(j2["epochs"][0]["mean_loss"].get<double>()));
+}
+
+TEST_CASE("train_gpu --help shows the datasets, the tasks and their flags with examples",
+          "[cpu][app][multiclass]") {
+  const RunResult r = train_gpu("--help");
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  for (const char* flag : {"--dataset", "--task", "--target-class", "--label-smoothing",
+                           "--class-weights", "fashion-mnist", "kmnist", "--task multiclass",
+                           "--target-class Bag", "--dataset idx --data-dir"}) {
+    CHECK_THAT(r.output, Catch::Contains(flag));
+  }
+}
+
+TEST_CASE(
+    "train_gpu --task multiclass on an IDX dataset of three classes: metrics, checkpoint, "
+    "and the errors of the task's flags",
+    "[cpu][app][multiclass]") {
+  octa::test::TempDir dir("appmc");
+  const auto data = dir / "shapes";
+  std::filesystem::create_directories(data);
+  octa::test::write_three_classes(data, 640, 200);
+  const std::string common =
+      fmt::format("--device cpu --no-download --dataset idx --data-dir {}", quoted(data));
+  const RunResult run = train_gpu(
+      fmt::format("{} --task multiclass --epochs 2 --label-smoothing 0.05 --class-weights 1,1,2 "
+                  "--checkpoint {} --metrics-out {}",
+                  common, quoted(dir / "mc.safetensors"), quoted(dir / "mc.json")));
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.output, Catch::Contains("3 classes") && Catch::Contains("confusion matrix") &&
+                             Catch::Contains("top-2 accuracy") && Catch::Contains("macro-F1"));
+  // Files of no known release load with notices, not warnings.
+  CHECK_THAT(run.output, !Catch::Contains("[warning]"));
+  std::ifstream in(dir / "mc.json");
+  const auto j = nlohmann::json::parse(in);
+  CHECK(j["config"]["task"] == "multiclass");
+  CHECK(j["config"]["dataset"] == "idx");
+  CHECK(j["config"]["num_classes"] == 3);
+  CHECK(j["config"]["class_weights"].size() == 3);
+  CHECK(j["test"]["num_classes"] == 3);
+  CHECK(j["test"]["count"] == 200);
+  CHECK(j["test"]["accuracy"].get<double>() > 0.9);
+  CHECK(j["test"]["confusion_matrix"]["counts"].size() == 3);
+  CHECK(j["test"]["classes"].size() == 3);
+  CHECK(j["trainable_parameters"] == 420481 + 2 * 129);
+  const auto ck = octa::io::read_safetensors(dir / "mc.safetensors");
+  REQUIRE(ck.find("fc2.weight") != nullptr);
+  CHECK(ck.find("fc2.weight")->shape == std::vector<std::int64_t>{3, 128});
+  // No HTML report for the multi-class task (it shows the binary task's thresholds).
+  CHECK_FALSE(std::filesystem::exists(dir / "mc.report.html"));
+
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {fmt::format("--resume {} --task binary --target-class 1", quoted(dir / "mc.safetensors")),
+       "holds a multi-class model of 3 classes"},
+      {"--task multiclass --target-class 1", "--target-class belong to --task binary"},
+      {"--task multiclass --pos-weight 3", "--pos-weight belongs to --task binary"},
+      {"--target-class 7", "--target-class: '7' is not a class of IDX dataset"},
+      {"--target-digit 9", "--target-digit: '9' is not a class"},
+      {"--task multiclass --label-smoothing 1.5", "--label-smoothing: must be in [0, 1]"},
+      {"--task multiclass --class-weights 1,2", "--class-weights: 2 weights for 3 classes"},
+      {"--label-smoothing 0.1", "--task multiclass"},
+      {"--task multiclass --report r.html", "--report: the HTML report covers the binary task"},
+      {"--task ternary", "--task"},
+      {"--dataset cifar", "--dataset"},
+      {"--target-digit 3 --target-class 3", "give one"},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = train_gpu(fmt::format("{} {} --epochs 1 --no-checkpoint", common, c.args));
+    INFO(c.args << "\n" << r.output);
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Catch::Contains(c.expect));
+    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
+  }
+  // A binary run of one class against the rest of the same files: --target-class by index.
+  const RunResult binary =
+      train_gpu(fmt::format("{} --target-class 2 --epochs 1 --no-checkpoint --metrics-out {}",
+                            common, quoted(dir / "b.json")));
+  INFO(binary.output);
+  REQUIRE(binary.exit_code == 0);
+  std::ifstream bin(dir / "b.json");
+  const auto jb = nlohmann::json::parse(bin);
+  CHECK(jb["config"]["task"] == "binary");
+  CHECK(jb["config"]["target_digit"] == 2);
+  CHECK(jb["config"]["num_classes"] == 1);
+}
+
+TEST_CASE("train_gpu refuses IDX images that are not 28x28, naming the file", "[cpu][app]") {
+  octa::test::TempDir dir("app14");
+  const std::vector<std::uint8_t> labels = {0, 1, 2, 0};
+  for (const char* split : {"train", "t10k"}) {
+    octa::test::write_bytes(dir / fmt::format("x-{}-images-idx3-ubyte", split),
+                            octa::test::idx_images_file(4, 14, 14));
+    octa::test::write_bytes(dir / fmt::format("x-{}-labels-idx1-ubyte", split),
+                            octa::test::idx_labels_file(labels));
+  }
+  const RunResult r = train_gpu(fmt::format(
+      "--device cpu --no-download --dataset idx --data-dir {} --task multiclass --no-checkpoint",
+      quoted(dir.path())));
+  INFO(r.output);
+  CHECK(r.exit_code != 0);
+  CHECK_THAT(r.output, Catch::Contains("x-train-images-idx3-ubyte") && Catch::Contains("14x14"));
 }

@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "engine/core/philox.hpp"
@@ -179,20 +180,24 @@ TEST_CASE("Fused bias + ReLU + max-pool and its backward are the reference's, bi
 // ---------------------------------------------------------------------------------------------
 
 TEST_CASE("The fast model's forward and backward match the reference model", "[cpu][fast]") {
-  for (const Arch arch : {Arch::kA, Arch::kB}) {
-    for (const int N : {5, 37}) {  // fewer images than slots; a batch the slots split unevenly
-      INFO("model " << octa::arch_name(arch) << ", batch " << N);
-      const auto table = octa::ParamTable::for_arch(arch);
+  for (const auto& [arch, N, K] :
+       {std::tuple{Arch::kA, 5, 1}, std::tuple{Arch::kA, 37, 1}, std::tuple{Arch::kB, 5, 1},
+        std::tuple{Arch::kB, 37, 1}, std::tuple{Arch::kA, 37, 10}, std::tuple{Arch::kB, 37, 10}}) {
+    {  // N: fewer images than slots; a batch the slots split unevenly. K: fc2's outputs.
+      INFO("model " << octa::arch_name(arch) << ", batch " << N << ", " << K << " outputs");
+      const auto table = octa::ParamTable::for_arch(arch, K);
       std::vector<float> s_ref(table.num_total());
       octa::init_parameters(table, s_ref.data(), 11);
       std::vector<float> s_fast = s_ref;
       const auto x = random_floats(sz(N) * 784, 12);
       std::vector<float> y(sz(N));
-      for (int i = 0; i < N; ++i) y[sz(i)] = i % 3 == 0 ? 1.0f : 0.0f;
+      for (int i = 0; i < N; ++i) {
+        y[sz(i)] = K == 1 ? (i % 3 == 0 ? 1.0f : 0.0f) : static_cast<float>(i % K);
+      }
 
       octa::CpuModel<float> ref(table, N);
       fast::FastModel net(table, 40);
-      std::vector<float> z_ref(sz(N)), z_fast(sz(N)), dz_ref(sz(N)), dz_fast(sz(N));
+      std::vector<float> z_ref(sz(N * K)), z_fast(sz(N * K)), dz_ref(sz(N * K)), dz_fast(sz(N * K));
       std::vector<float> g_ref(table.num_trainable()), g_fast(table.num_trainable(), NAN);
       for (const bool train : {false, true}) {
         ref.forward(s_ref.data(), x.data(), N, train, 5, 6, z_ref.data());
@@ -203,8 +208,12 @@ TEST_CASE("The fast model's forward and backward match the reference model", "[c
       // Model B: the running statistics the training forward updated.
       OCTA_CHECK_CLOSE("state after the training forward", s_fast.data(), s_ref.data(),
                        s_ref.size(), tol::kGpuVsCpu);
-      cpu::bce_with_logits(dz_ref.data(), z_ref.data(), y.data(), N, 1.0f);
-      cpu::bce_with_logits(dz_fast.data(), z_fast.data(), y.data(), N, 1.0f);
+      const auto loss = [&](float* dz, const float* z) {
+        if (K == 1) return cpu::bce_with_logits(dz, z, y.data(), N, 1.0f);
+        return cpu::softmax_cross_entropy<float>(dz, z, y.data(), N, K, nullptr, 0.0f);
+      };
+      loss(dz_ref.data(), z_ref.data());
+      loss(dz_fast.data(), z_fast.data());
       ref.backward(s_ref.data(), dz_ref.data(), g_ref.data());
       net.backward(s_fast.data(), dz_fast.data(), g_fast.data());
       for (const auto& e : table.entries()) {

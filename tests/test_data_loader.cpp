@@ -236,8 +236,9 @@ TEST_CASE("loader: invalid arguments are refused with a clear message", "[data][
   REQUIRE_THROWS_WITH(BatchLoader(s, 0, false, false, 0, 8),
                       Contains("batch size must be positive, got 0"));
   REQUIRE_THROWS_WITH(BatchLoader(s, -3, false, false, 0, 8), Contains("got -3"));
-  REQUIRE_THROWS_WITH(BatchLoader(s, 4, false, false, 0, 10),
-                      Contains("target digit must be in 0..9, got 10"));
+  REQUIRE_THROWS_WITH(BatchLoader(s, 4, false, false, 0, 256),
+                      Contains("target class must be in 0..255"));
+  REQUIRE_THROWS_WITH(BatchLoader(s, 4, false, false, 0, -2), Contains("got -2"));
   Split broken = s;
   broken.labels.pop_back();
   REQUIRE_THROWS_WITH(BatchLoader(broken, 4, false, false, 0, 8),

@@ -4,7 +4,8 @@
 // model B's fused BatchNorm against the unfused kernels (training and the folded eval form);
 // determinism; the --conv names; state
 // moving between the GPU and the CPU (checkpoints written on one load on the other); the loader
-// thread's pinned ring and the copy stream; phase timing.
+// thread's pinned ring and the copy stream; phase timing; ten classes (fc2 [10, 128], the
+// softmax head with class weights and label smoothing).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "engine/core/device_probe.hpp"
 #include "engine/core/error.hpp"
 #include "engine/data/loader.hpp"
+#include "engine/data/transform.hpp"
 #include "engine/gpu/cuda_backend.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/trainer.hpp"
@@ -43,22 +45,31 @@ octa::BackendConfig config(Arch arch, int batch) {
   return c;
 }
 
-void compare_with_cpu(Arch arch, ConvPath conv, int batch, int steps) {
+// classes > 1: fc2 with that many outputs, class-index targets, softmax cross-entropy with class
+// weights and label smoothing.
+void compare_with_cpu(Arch arch, ConvPath conv, int batch, int steps, int classes = 1) {
   INFO("model " << octa::arch_name(arch) << ", --conv " << octa::conv_path_name(conv) << ", batch "
-                << batch << ", " << steps << " steps");
+                << batch << ", " << steps << " steps, " << classes << " outputs");
   const auto split = octa::test::synthetic_split(3 * batch + 5, 31);  // a partial last batch
-  auto cpu = octa::make_cpu_backend(config(arch, batch));
+  octa::BackendConfig cfg = config(arch, batch);
+  cfg.num_classes = classes;
+  if (classes > 1) {
+    cfg.label_smoothing = 0.05f;
+    for (int c = 0; c < classes; ++c)
+      cfg.class_weights.push_back(0.5f + 0.1f * static_cast<float>(c));
+  }
+  const int target = classes > 1 ? octa::data::kClassIndexTarget : 8;
+  auto cpu = octa::make_cpu_backend(cfg);
   octa::CudaBackendOptions opt;
   opt.conv = conv;
-  auto gpu = octa::make_cuda_backend(config(arch, batch), opt);
-  const auto l_cpu = octa::test::run_steps(*cpu, split, batch, steps);
-  const auto l_gpu = octa::test::run_steps(*gpu, split, batch, steps);
+  auto gpu = octa::make_cuda_backend(cfg, opt);
+  const auto l_cpu = octa::test::run_steps(*cpu, split, batch, steps, target);
+  const auto l_gpu = octa::test::run_steps(*gpu, split, batch, steps, target);
   OCTA_CHECK_CLOSE("losses", l_gpu.data(), l_cpu.data(), l_cpu.size(),
                    octa::test::tol::kGpuStepVsCpu);
   // Model B's convolution biases before BatchNorm are bounded, not compared (compare_states.hpp).
-  octa::test::check_states_close(octa::ParamTable::for_arch(arch), gpu->model_state(),
-                                 cpu->model_state(), 9, steps, 1e-3,
-                                 octa::test::tol::kGpuStepVsCpu);
+  octa::test::check_states_close(cpu->table(), gpu->model_state(), cpu->model_state(), 9, steps,
+                                 1e-3, octa::test::tol::kGpuStepVsCpu);
   const auto o_cpu = cpu->optimizer_state(), o_gpu = gpu->optimizer_state();
   CHECK(o_gpu.step == o_cpu.step);
   OCTA_CHECK_CLOSE("exp_avg", o_gpu.m.data(), o_cpu.m.data(), o_cpu.m.size(),
@@ -66,9 +77,10 @@ void compare_with_cpu(Arch arch, ConvPath conv, int batch, int steps) {
 
   // Eval-mode predictions agree too.
   std::vector<float> x(static_cast<std::size_t>(batch) * 784), y(static_cast<std::size_t>(batch));
-  octa::data::BatchLoader loader(split, batch, false, false, 0, 8);
+  octa::data::BatchLoader loader(split, batch, false, false, 0, target);
   const int n = loader.fill(0, x.data(), y.data(), nullptr);
-  std::vector<float> z_cpu(static_cast<std::size_t>(n)), z_gpu(static_cast<std::size_t>(n));
+  std::vector<float> z_cpu(static_cast<std::size_t>(n * classes)),
+      z_gpu(static_cast<std::size_t>(n * classes));
   cpu->predict(x.data(), n, z_cpu.data());
   gpu->predict(x.data(), n, z_gpu.data());
   OCTA_CHECK_CLOSE("eval logits", z_gpu.data(), z_cpu.data(), z_cpu.size(),
@@ -111,6 +123,15 @@ TEST_CASE("GPU step matches the CPU reference: model B, cuDNN", "[gpu][train]") 
   OCTA_REQUIRE_GPU();
   compare_with_cpu(Arch::kB, ConvPath::kCudnn, 64, 1);
   compare_with_cpu(Arch::kB, ConvPath::kCudnn, 37, 20);
+}
+
+TEST_CASE("GPU step matches the CPU reference: ten classes (the softmax head), models A and B",
+          "[gpu][train][multiclass]") {
+  OCTA_REQUIRE_GPU();
+  compare_with_cpu(Arch::kA, ConvPath::kFused, 64, 1, 10);
+  compare_with_cpu(Arch::kA, ConvPath::kFused, 64, 20, 10);
+  compare_with_cpu(Arch::kB, ConvPath::kFused, 64, 1, 10);
+  compare_with_cpu(Arch::kB, ConvPath::kCudnn, 37, 1, 3);
 }
 
 namespace {

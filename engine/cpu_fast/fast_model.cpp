@@ -198,7 +198,8 @@ void FastModel::forward(float* state, const float* x, int N, bool train, std::ui
       fc2_in = d_.data();
     }
   }
-  cpu::linear_forward(logits, fc2_in, state + o_.f2w, state + o_.f2b, N, kHidden, 1);
+  cpu::linear_forward(logits, fc2_in, state + o_.f2w, state + o_.f2b, N, kHidden,
+                      table_.num_classes());
   mark(table_.arch() == Arch::kA ? "fc2" : "gap+fc1+relu+dropout+fc2");
 }
 
@@ -344,13 +345,13 @@ void FastModel::backward(const float* state, const float* dlogits, float* grads)
   mark(nullptr);
   if (table_.arch() == Arch::kA) {
     cpu::linear_backward(dh_.data(), grads + o_.f2w, grads + o_.f2b, dlogits, h_.data(),
-                         state + o_.f2w, N, kHidden, 1);
+                         state + o_.f2w, N, kHidden, table_.num_classes());
     cpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden);
     mark("fc2.backward+relu.backward");
     backward_a(state, grads, N);
   } else {
     cpu::linear_backward(dd_.data(), grads + o_.f2w, grads + o_.f2b, dlogits, d_.data(),
-                         state + o_.f2w, N, kHidden, 1);
+                         state + o_.f2w, N, kHidden, table_.num_classes());
     cpu::dropout_backward(dh_.data(), dd_.data(), mask_.data(), hidden, kDropoutP);
     cpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden);
     cpu::linear_backward(dg_.data(), grads + o_.f1w, grads + o_.f1b, dh_.data(), g_.data(),

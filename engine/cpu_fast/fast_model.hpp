@@ -24,7 +24,7 @@ class FastModel {
   // Activations for batches of up to `capacity` images.
   FastModel(const ParamTable& table, int capacity);
 
-  // x: (N, 1, 28, 28)   logits: (N)   state: table.num_total() values. As CpuModel::forward.
+  // x: (N, 1, 28, 28)   logits: (N, K)   state: table.num_total() values. As CpuModel::forward.
   void forward(float* state, const float* x, int N, bool train, std::uint64_t dropout_seed,
                std::uint64_t dropout_stream, float* logits);
 

@@ -18,7 +18,7 @@ BatchLoader::BatchLoader(const Split& split, int batch_size, bool shuffle, bool 
       shuffle_(shuffle),
       drop_last_(drop_last),
       seed_(seed),
-      target_digit_(validate_target_digit(target_digit)),
+      target_digit_(validate_target(target_digit)),
       image_size_(0),
       table_(normalize_table()) {
   OCTA_CHECK(batch_size > 0, "batch size must be positive, got {}", batch_size);
@@ -68,7 +68,7 @@ int BatchLoader::fill(std::size_t batch_index, float* images, float* targets,
     float* dst = images + b * image_size_;
     for (std::size_t p = 0; p < image_size_; ++p) dst[p] = table_[src[p]];
     const std::uint8_t label = split_->labels[idx];
-    targets[b] = binary_target(label, target_digit_);
+    targets[b] = label_target(label, target_digit_);
     if (labels != nullptr) labels[b] = label;
   }
   return static_cast<int>(count);

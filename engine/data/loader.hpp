@@ -1,4 +1,4 @@
-// engine/data/loader.hpp: batches of transformed images and binary targets in a reproducible
+// engine/data/loader.hpp: batches of transformed images and their targets in a reproducible
 // order: the epoch's shuffle is a pure function of (seed, epoch), so a resumed run sees exactly
 // the batches an uninterrupted one would.
 #pragma once
@@ -16,7 +16,8 @@ namespace octa::data {
 class BatchLoader {
  public:
   // Keeps a reference to split, which must outlive the loader. Throws octa::Error for
-  // batch_size <= 0, a target digit outside 0..9, or a split whose buffers disagree with count.
+  // batch_size <= 0, a target that validate_target refuses (transform.hpp), or a split whose
+  // buffers disagree with count.
   // The order is set for epoch 0; call start_epoch at the start of each epoch.
   BatchLoader(const Split& split, int batch_size, bool shuffle, bool drop_last, std::uint64_t seed,
               int target_digit = 8);
@@ -37,10 +38,11 @@ class BatchLoader {
   std::span<const std::uint32_t> order() const { return order_; }
 
   // Writes batch batch_index of the current epoch: images (b x 1 x rows x cols, normalised as
-  // normalize_pixel), targets (b floats, 1 where label == target digit) and, when not null, the
-  // raw labels (b bytes). Returns b: batch_size, or fewer for a last partial batch. Buffers must
-  // hold max_batch_size() images. Does not allocate and changes no state, so prefetch threads may
-  // fill different batches at once. Throws octa::Error for an index past the end.
+  // normalize_pixel), targets (b floats, 1 where label == target digit; the label itself for
+  // kClassIndexTarget) and, when not null, the raw labels (b bytes). Returns b: batch_size, or
+  // fewer for a last partial batch. Buffers must hold max_batch_size() images. Does not allocate
+  // and changes no state, so prefetch threads may fill different batches at once. Throws
+  // octa::Error for an index past the end.
   int fill(std::size_t batch_index, float* images, float* targets, std::uint8_t* labels) const;
 
  private:

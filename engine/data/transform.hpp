@@ -30,9 +30,28 @@ inline int validate_target_digit(int digit) {
   return digit;
 }
 
+// The loader's target for the multi-class task: each image's class index itself (as a float),
+// where any other target (0..255) gives the binary "is it this class?" target.
+inline constexpr int kClassIndexTarget = -1;
+
+// Throws octa::Error unless target is kClassIndexTarget or a class an IDX label can name (0..255;
+// whether the dataset has that class is the caller's to check, data::resolve_class).
+inline int validate_target(int target) {
+  OCTA_CHECK(target == kClassIndexTarget || (target >= 0 && target <= 255),
+             "target class must be in 0..255 (or every class, for the multi-class task), got {}",
+             target);
+  return target;
+}
+
 // The binary target of "is this digit a <target_digit>?": 1.0f or 0.0f.
 inline float binary_target(std::uint8_t label, int target_digit) {
   return static_cast<int>(label) == target_digit ? 1.0f : 0.0f;
+}
+
+// The target of a label: its class index (as a float) for kClassIndexTarget, else the binary
+// target of "is this digit a <target>?".
+inline float label_target(std::uint8_t label, int target) {
+  return target == kClassIndexTarget ? static_cast<float>(label) : binary_target(label, target);
 }
 
 }  // namespace octa::data

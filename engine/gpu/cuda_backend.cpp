@@ -8,7 +8,9 @@
 //   pool's and ReLU's backward folded in) -> one fused Adam over the whole parameter buffer.
 // Model B inserts BatchNorm, global average pooling and dropout (Philox keyed by the device-side
 // step counter, so graph replays draw fresh masks that equal the CPU reference's; its backward is
-// folded into the head). Evaluation runs fc2 on its own (cuBLAS) for the logits.
+// folded into the head). Evaluation runs fc2 on its own (cuBLAS) for the logits. With K classes
+// (BackendConfig::num_classes > 1) fc2 has K outputs and the head is softmax_head_train (softmax
+// cross-entropy with the class weights and label smoothing) in place of logit_head_train.
 //
 // Model B's BatchNorm on octa's kernels (kernels/batchnorm_fused.hpp; CudaBackendOptions::
 // fuse_batchnorm, on by default): in training each stage is the convolution with BatchNorm's
@@ -189,7 +191,8 @@ struct Stage {
 class CudaBackend final : public TrainingBackend {
  public:
   CudaBackend(const BackendConfig& cfg, const CudaBackendOptions& opt)
-      : cfg_(cfg), opt_(opt), table_(ParamTable::for_arch(cfg.arch)) {
+      : cfg_(cfg), opt_(opt), table_(ParamTable::for_arch(cfg.arch, cfg.num_classes)) {
+    cfg.validate_loss();
     OCTA_CUDA_CHECK(cudaSetDevice(opt.device));
     cudaDeviceProp prop{};
     OCTA_CUDA_CHECK(cudaGetDeviceProperties(&prop, opt.device));
@@ -253,10 +256,11 @@ class CudaBackend final : public TrainingBackend {
     if (folded_stale_) fold_batchnorm();
     forward(n, /*train=*/false);
     OCTA_CUDA_CHECK(cudaEventRecord(input_free_[slot_], stream_));
-    OCTA_CUDA_CHECK(cudaMemcpyAsync(staging_logits_.data(), logits_.data(), n * sizeof(float),
+    const std::size_t bytes = static_cast<std::size_t>(n) * classes() * sizeof(float);
+    OCTA_CUDA_CHECK(cudaMemcpyAsync(staging_logits_.data(), logits_.data(), bytes,
                                     cudaMemcpyDeviceToHost, stream_));
     OCTA_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    std::memcpy(logits, staging_logits_.data(), static_cast<std::size_t>(n) * sizeof(float));
+    std::memcpy(logits, staging_logits_.data(), bytes);
   }
 
   std::vector<PhaseTimes> phase_times() const override { return phase_times_; }
@@ -308,14 +312,17 @@ class CudaBackend final : public TrainingBackend {
   // ---------------------------------------------------------------------------------------------
   // Memory: everything is allocated here, once; nothing is allocated while training.
 
+  // fc2's outputs: 1 (binary) or K.
+  std::size_t classes() const { return static_cast<std::size_t>(table_.num_classes()); }
+
   std::size_t activation_floats() const {
     const auto n = static_cast<std::size_t>(cfg_.max_batch);
     const std::size_t s1 = n * kC1 * kH1 * kH1, s2 = n * kC2 * kH2 * kH2;
     const bool bn = cfg_.arch == Arch::kB;
     // conv (B), act, dact, dconv (B) per stage; pools; the head's buffers; two input slots of
-    // images and targets.
+    // images and targets; logits, their gradient and their pinned copy (n, K) and the weights.
     return (bn ? 4 : 2) * (s1 + s2) + (s1 + s2) / 4 + 2 * (s2 / 4) + 8 * n * kHidden +
-           2 * n * (kPixels + 1) + 8 * n;
+           2 * n * (kPixels + 1) + 5 * n + 3 * n * classes() + classes();
   }
 
   void check_memory() const {
@@ -405,15 +412,19 @@ class CudaBackend final : public TrainingBackend {
       y_[i] = DeviceBuffer<float>(n, "targets");
       staging_[i] = std::make_unique<PinnedHostBatch>(cfg_.max_batch);
     }
-    staging_logits_ = cuda::PinnedBuffer<float>(n, "pinned logits");
+    staging_logits_ = cuda::PinnedBuffer<float>(n * classes(), "pinned logits");
     make_stage(s1_, "conv1", "bn1", 1, kC1, kH1, kStage1Names, /*needs_input_gradient=*/false);
     make_stage(s2_, "conv2", "bn2", kC1, kC2, kH2, kStage2Names, /*needs_input_gradient=*/true);
     dpool1_ = DeviceBuffer<float>(n * kC1 * kH2 * kH2, "pool1 gradient");
     dflat_ = DeviceBuffer<float>(n * kC2 * kH3 * kH3, "flatten gradient");
     h_ = DeviceBuffer<float>(n * kHidden, "fc1 output");
     dh_ = DeviceBuffer<float>(n * kHidden, "fc1 gradient");
-    logits_ = DeviceBuffer<float>(n, "logits");
-    dlogits_ = DeviceBuffer<float>(n, "logit gradient");
+    logits_ = DeviceBuffer<float>(n * classes(), "logits");
+    dlogits_ = DeviceBuffer<float>(n * classes(), "logit gradient");
+    if (!cfg_.class_weights.empty()) {  // validated (BackendConfig::validate_loss)
+      class_weights_ = DeviceBuffer<float>(classes(), "class weights");
+      copy(class_weights_.data(), cfg_.class_weights.data(), classes() * sizeof(float));
+    }
     if (cfg_.arch == Arch::kB) {
       g_ = DeviceBuffer<float>(n * kC2, "global average pool");
       dg_ = DeviceBuffer<float>(n * kC2, "global average pool gradient");
@@ -743,15 +754,26 @@ class CudaBackend final : public TrainingBackend {
       return;
     }
     Phase phase(*this, "fc2");
-    gpu::linear_forward(logits_.data(), h_.data(), P(f2w_), P(f2b_), n, kHidden, 1, Epilogue::kNone,
-                        cublas_.get(), stream_);
+    gpu::linear_forward(logits_.data(), h_.data(), P(f2w_), P(f2b_), n, kHidden,
+                        table_.num_classes(), Epilogue::kNone, cublas_.get(), stream_);
   }
 
   // fc2, the loss and the gradient back to fc1's output (through the dropout and the ReLU) in one
   // kernel: dh_ = d(loss) / d(fc1's output before its ReLU).
   void head(int n) {
-    Phase phase(*this, "fc2+bce_loss+backward");
     const bool dropout = cfg_.arch == Arch::kB;
+    if (table_.multiclass()) {
+      Phase phase(*this, "fc2+softmax_ce_loss+backward");
+      gpu::softmax_head_train(
+          {logits_.data(), dlogits_.data(), batch_loss_.data(), loss_sum_.data(), G(f2w_), G(f2b_),
+           dh_.data()},
+          {dropout ? d_.data() : h_.data(), h_.data(), dropout ? mask_.data() : nullptr, kDropoutP,
+           P(f2w_), P(f2b_), Y(), cfg_.class_weights.empty() ? nullptr : class_weights_.data(),
+           cfg_.label_smoothing},
+          n, kHidden, table_.num_classes(), stream_);
+      return;
+    }
+    Phase phase(*this, "fc2+bce_loss+backward");
     gpu::logit_head_train({logits_.data(), dlogits_.data(), batch_loss_.data(), loss_sum_.data(),
                            G(f2w_), G(f2b_), dh_.data()},
                           {dropout ? d_.data() : h_.data(), h_.data(),
@@ -876,6 +898,7 @@ class CudaBackend final : public TrainingBackend {
   cuda::PinnedBuffer<float> staging_logits_;
   Stage s1_, s2_;
   DeviceBuffer<float> dpool1_, dflat_, h_, dh_, g_, dg_, d_, logits_, dlogits_, filter_ws_;
+  DeviceBuffer<float> class_weights_;  // K classes with --class-weights: (K)
   DeviceBuffer<std::uint8_t> mask_, cublas_ws_;
   std::size_t f1w_ = 0, f1b_ = 0, f2w_ = 0, f2b_ = 0;
   std::int64_t num_batches_tracked_ = 0;

@@ -96,6 +96,23 @@ void check_arch(const io::SafetensorsFile& file, const fs::path& path, const Par
     throw Error(fmt::format("{}: holds model {}, but model {} was asked for (--model)",
                             path.string(), it->second, arch_name(table.arch())));
   }
+  // The task: fc2.weight is [K, 128], K = 1 for the binary task. Checked from the tensor itself,
+  // so that files without octa's metadata (a PyTorch export) get the same clear error.
+  const auto describe = [](std::int64_t k) {
+    return k == 1 ? std::string("a binary model (one output, fc2.weight [1, 128])")
+                  : fmt::format("a multi-class model of {} classes (fc2.weight [{}, 128])", k, k);
+  };
+  for (const io::Tensor& t : file.tensors) {
+    if (t.name != "fc2.weight" || t.shape.size() != 2) continue;
+    const std::int64_t want = table.num_classes();
+    if (t.shape[0] != want) {
+      throw Error(fmt::format(
+          "{}: holds {}, but this run needs {} ({}); a checkpoint trains on or evaluates only "
+          "the task it was made for",
+          path.string(), describe(t.shape[0]), describe(want),
+          want == 1 ? "--task binary" : "--task multiclass on a dataset of that many classes"));
+    }
+  }
 }
 
 }  // namespace
@@ -127,6 +144,8 @@ std::string encode_weights(const fs::path& path, const ParamTable& table, const 
   meta["format"] = "pt";  // what safetensors.torch.save_file writes
   meta[kSafetensorsMarkerKey] = kSafetensorsFormat;
   meta["octa.arch"] = arch_name(table.arch());
+  meta["octa.task"] = table.multiclass() ? "multiclass" : "binary";
+  meta["octa.num_classes"] = std::to_string(table.num_classes());
   return io::encode_safetensors(path, tensors, meta);
 }
 

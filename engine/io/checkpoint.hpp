@@ -57,12 +57,15 @@ struct TrainingState {
 std::filesystem::path optimizer_state_path(const std::filesystem::path& weights_path);
 
 // Weights only (what --save-weights / PyTorch interchange needs). Metadata is added to the file's
-// __metadata__ next to octa's own keys.
+// __metadata__ next to octa's own keys (octa.arch, octa.task "binary" or "multiclass",
+// octa.num_classes K: fc2.weight is [K, 128]).
 void save_weights(const std::filesystem::path& path, const ParamTable& table,
                   const ModelState& model, const std::map<std::string, std::string>& metadata = {});
 
 // Strict, like load_state_dict(strict=True): every name present, none unexpected, F32 with the
-// right shape (num_batches_tracked: I64 scalar). Errors name the file and the tensor.
+// right shape (num_batches_tracked: I64 scalar). Errors name the file and the tensor; a file of
+// the other task (a binary model for a table of K classes, or the reverse, or another K) is an
+// error that says so.
 ModelState load_weights(const std::filesystem::path& path, const ParamTable& table);
 
 // Weights file plus optimiser-state file. Both are written completely as temporaries first

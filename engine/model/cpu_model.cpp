@@ -2,8 +2,9 @@
 //
 //   block1: conv1 (1->32) [-> bn1] -> ReLU -> maxpool      (N,32,28,28) -> (N,32,14,14)
 //   block2: conv2 (32->64) [-> bn2] -> ReLU -> maxpool     (N,64,14,14) -> (N,64,7,7)
-//   head A: flatten -> fc1 (3136->128) -> ReLU -> fc2 (128->1)
-//   head B: global avg pool (N,64) -> fc1 (64->128) -> ReLU -> dropout(0.5) -> fc2 (128->1)
+//   head A: flatten -> fc1 (3136->128) -> ReLU -> fc2 (128->K)
+//   head B: global avg pool (N,64) -> fc1 (64->128) -> ReLU -> dropout(0.5) -> fc2 (128->K)
+// K = table.num_classes(): 1 logit for the binary task, one per class otherwise.
 #include "engine/model/cpu_model.hpp"
 
 #include <algorithm>
@@ -158,7 +159,7 @@ void CpuModel<T>::forward(T* state, const T* x, int N, bool train, std::uint64_t
       fc2_in = d_.data();
     }
   }
-  cpu::linear_forward(logits, fc2_in, state + f2w_, state + f2b_, N, kHidden, 1);
+  cpu::linear_forward(logits, fc2_in, state + f2w_, state + f2b_, N, kHidden, table_.num_classes());
 }
 
 template <class T>
@@ -168,13 +169,13 @@ void CpuModel<T>::backward(const T* state, const T* dlogits, T* grads) {
   const std::size_t hidden = static_cast<std::size_t>(N) * kHidden;
   if (table_.arch() == Arch::kA) {
     cpu::linear_backward(dh_.data(), grads + f2w_, grads + f2b_, dlogits, h_.data(), state + f2w_,
-                         N, kHidden, 1);
+                         N, kHidden, table_.num_classes());
     cpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden);
     cpu::linear_backward(dflat_.data(), grads + f1w_, grads + f1b_, dh_.data(), block2_.pool.data(),
                          state + f1w_, N, kC2 * 7 * 7, kHidden);
   } else {
     cpu::linear_backward(dd_.data(), grads + f2w_, grads + f2b_, dlogits, d_.data(), state + f2w_,
-                         N, kHidden, 1);
+                         N, kHidden, table_.num_classes());
     cpu::dropout_backward(dh_.data(), dd_.data(), mask_.data(), hidden, kDropoutP);
     cpu::relu_backward(dh_.data(), dh_.data(), h_.data(), hidden);
     cpu::linear_backward(dg_.data(), grads + f1w_, grads + f1b_, dh_.data(), g_.data(),

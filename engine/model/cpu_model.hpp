@@ -23,14 +23,14 @@ class CpuModel {
   // (computed without allocating: apps refuse an impossible --batch-size with it).
   static std::uint64_t buffer_bytes(const ParamTable& table, std::int64_t max_batch);
 
-  // x: (N, 1, 28, 28)   logits: (N)   state: table.num_total() values.
+  // x: (N, 1, 28, 28)   logits: (N, K), K = table.num_classes()   state: table.num_total() values.
   // train = true: BatchNorm uses batch statistics and updates the running ones in `state`; dropout
   // draws its mask from Philox (dropout_seed, dropout_stream). train = false: eval mode.
   void forward(T* state, const T* x, int N, bool train, std::uint64_t dropout_seed,
                std::uint64_t dropout_stream, T* logits);
 
   // After a training-mode forward of the same batch: grads (table.num_trainable()), overwritten.
-  void backward(const T* state, const T* dlogits, T* grads);
+  void backward(const T* state, const T* dlogits, T* grads);  // dlogits: (N, K)
 
   const ParamTable& table() const { return table_; }
   int max_batch() const { return max_batch_; }

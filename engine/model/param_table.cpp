@@ -44,9 +44,13 @@ void ParamTable::add(std::string name, std::vector<std::int64_t> shape, ParamKin
   entries_.push_back(std::move(e));
 }
 
-ParamTable ParamTable::for_arch(Arch arch) {
+ParamTable ParamTable::for_arch(Arch arch, int num_classes) {
+  OCTA_CHECK(num_classes >= 1 && num_classes <= kMaxClasses,
+             "model {}: {} classes (fc2 has 1 output for the binary task, 2..{} for classes)",
+             arch_name(arch), num_classes, kMaxClasses);
   ParamTable t;
   t.arch_ = arch;
+  t.num_classes_ = num_classes;
   const auto conv = [&t](const std::string& n, int cin, int cout) {
     t.add(n + ".weight", {cout, cin, 3, 3}, ParamKind::kWeight, cin * 9);
     t.add(n + ".bias", {cout}, ParamKind::kBias, cin * 9);
@@ -59,10 +63,10 @@ ParamTable ParamTable::for_arch(Arch arch) {
   conv("conv2", 32, 64);
   if (arch == Arch::kA) {
     linear("fc1", 64 * 7 * 7, 128);
-    linear("fc2", 128, 1);
+    linear("fc2", 128, num_classes);
   } else {
     linear("fc1", 64, 128);
-    linear("fc2", 128, 1);
+    linear("fc2", 128, num_classes);
     for (const auto& [bn, c] : {std::pair<std::string, int>{"bn1", 32}, {"bn2", 64}}) {
       t.add(bn + ".weight", {c}, ParamKind::kBnWeight, 0);
       t.add(bn + ".bias", {c}, ParamKind::kBnBias, 0);

@@ -21,6 +21,8 @@ namespace octa {
 enum class Arch { kA, kB };
 
 inline constexpr int kImageSize = 28;  // both models take MNIST: 1 x 28 x 28 per image
+// The most outputs fc2 may have: IDX labels are bytes (kernels/logit_head.hpp's kMaxHeadClasses).
+inline constexpr int kMaxClasses = 256;
 
 Arch parse_arch(std::string_view name);  // "a" or "b" (any case); error names --model
 const char* arch_name(Arch arch);        // "A" or "B"
@@ -48,9 +50,14 @@ struct ParamEntry {
 
 class ParamTable {
  public:
-  static ParamTable for_arch(Arch arch);
+  // num_classes: fc2's outputs, fc2.weight [num_classes, 128]. 1: the binary task (one logit,
+  // BCE with logits); 2..kMaxClasses: one logit per class (softmax cross-entropy). Throws
+  // octa::Error otherwise.
+  static ParamTable for_arch(Arch arch, int num_classes = 1);
 
   Arch arch() const { return arch_; }
+  int num_classes() const { return num_classes_; }  // fc2's outputs
+  bool multiclass() const { return num_classes_ > 1; }
   const std::vector<ParamEntry>& entries() const { return entries_; }
   std::size_t num_trainable() const { return num_trainable_; }  // floats with gradients
   std::size_t num_total() const { return num_total_; }          // plus BatchNorm buffers
@@ -62,6 +69,7 @@ class ParamTable {
  private:
   void add(std::string name, std::vector<std::int64_t> shape, ParamKind kind, int fan_in);
   Arch arch_ = Arch::kA;
+  int num_classes_ = 1;
   std::vector<ParamEntry> entries_;
   std::vector<std::string> bn_layers_;
   std::size_t num_trainable_ = 0, num_total_ = 0;

@@ -76,6 +76,15 @@ RebuiltReport report_from_metrics(const ReportFromMetricsOptions& o) {
   }
   const std::string model = original.value("model", std::string("A"));
   const Arch arch = parse_arch(model);
+  // The report is the binary task's (its thresholds and ROC); a multi-class run has its figures in
+  // the metrics JSON. The dataset: what the run trained on (files before --dataset: MNIST).
+  const std::string task = config_value<std::string>(original, o.metrics, "task", "binary");
+  OCTA_CHECK(task == "binary",
+             "{}: a run of the {} task; the report covers the binary task only (its metrics per "
+             "class and confusion matrix are in this file)",
+             where, task);
+  const data::DatasetSpec& dataset =
+      data::dataset_by_id(config_value<std::string>(original, o.metrics, "dataset", "mnist"));
   const int digit = config_value<int>(original, o.metrics, "target_digit", 8);
   const int val_size = config_value<int>(original, o.metrics, "val_size", 0);
   const auto seed = config_value<std::uint64_t>(original, o.metrics, "seed", 0);
@@ -90,7 +99,7 @@ RebuiltReport report_from_metrics(const ReportFromMetricsOptions& o) {
 
   data::FindOptions find;
   find.allow_download = o.allow_download;
-  const data::Mnist mnist = data::load_mnist(data_dir, find);
+  const data::Dataset mnist = data::load_dataset(dataset, data_dir, find);
   const data::RunSplits splits = data::run_splits(mnist, val_size, seed, 0, test_images);
 
   std::vector<float> logits;

@@ -721,6 +721,100 @@ KernelCase head_case(const HeadShape& s) {
   return c;
 }
 
+// The multi-class head (softmax_head_train): fc2 of C outputs, softmax cross-entropy with
+// PyTorch's class weights and label smoothing, the backward to fc1's ReLU (and dropout).
+struct SoftmaxHeadShape {
+  int N, K, C;
+  bool dropout, weighted;
+  float label_smoothing;
+  static constexpr float kDropoutP = 0.5f;
+  std::size_t n() const { return count(N, K); }
+  std::string tag() const {
+    return fmt::format("N{} K{} C{}{}{} ls{}", N, K, C, dropout ? " dropout" : "",
+                       weighted ? " weighted" : "", label_smoothing);
+  }
+  std::string str() const {
+    return fmt::format("N={} K={} C={}{}{}, label_smoothing {}", N, K, C,
+                       dropout ? ", dropout 0.5" : "", weighted ? ", class weights" : "",
+                       label_smoothing);
+  }
+};
+
+// Model A's and B's heads with ten classes at batch 64; three classes with weights, smoothing and
+// a partial pass; a single row; C = 256 (the most, IDX labels being bytes) at a K below the dot
+// product's segments; more rows than the loss's pass of threads.
+const SoftmaxHeadShape kSoftmaxHeadShapes[] = {
+    {64, 128, 10, false, false, 0.0f}, {64, 128, 10, true, true, 0.1f},
+    {37, 128, 3, true, true, 0.2f},    {1, 5, 2, false, false, 0.0f},
+    {6, 3, 256, false, true, 0.05f},   {1100, 7, 4, true, false, 0.0f}};
+
+KernelCase softmax_head_case(const SoftmaxHeadShape& s) {
+  KernelCase c = make_case("softmax_head_train", "loss", s.tag(), s.str(),
+                           "cpu::linear_forward, softmax_cross_entropy, linear_backward, "
+                           "dropout_backward, relu_backward",
+                           kSmall, 0);
+  c.body = [s](CaseRun& r) {
+    const std::uint64_t seed = seed_of("softmax head " + s.tag());
+    const auto classes = count(s.C), logits_n = count(s.N, s.C);
+    const std::vector<float> relu_out = relu_of(random_vector<float>(s.n(), seed));
+    // fc2 at 4x PyTorch's initial scale, so that some rows are confident.
+    const double bound = 4.0 / std::sqrt(static_cast<double>(s.K));
+    const std::vector<float> weight =
+        random_vector<float>(count(s.C, s.K), seed + 1, -bound, bound);
+    const std::vector<float> bias = random_vector<float>(classes, seed + 2, -0.1, 0.1);
+    std::vector<float> targets = random_vector<float>(count(s.N), seed + 3, 0.0, 1.0);
+    for (float& y : targets) {
+      y = std::min(static_cast<float>(s.C - 1), std::floor(y * static_cast<float>(s.C)));
+    }
+    const std::vector<float> class_weight =
+        s.weighted ? random_vector<float>(classes, seed + 4, 0.25, 3.0) : std::vector<float>(1);
+    std::vector<float> x = relu_out;
+    std::vector<std::uint8_t> mask(s.dropout ? s.n() : 1, 1);
+    if (s.dropout) {
+      const std::vector<float> draw = random_vector<float>(s.n(), seed + 5, 0.0, 1.0);
+      for (std::size_t i = 0; i < s.n(); ++i) mask[i] = draw[i] >= s.kDropoutP ? 1 : 0;
+      cpu::dropout_backward(x.data(), relu_out.data(), mask.data(), s.n(), s.kDropoutP);
+    }
+    // What the kernel replaces, op by op on the CPU.
+    std::vector<float> logits(logits_n), dlogits(logits_n), dweight(count(s.C, s.K)),
+        dbias(classes), dx(s.n()), dhidden(s.n());
+    cpu::linear_forward(logits.data(), x.data(), weight.data(), bias.data(), s.N, s.K, s.C);
+    const double mean =
+        cpu::softmax_cross_entropy(dlogits.data(), logits.data(), targets.data(), s.N, s.C,
+                                   s.weighted ? class_weight.data() : nullptr, s.label_smoothing);
+    cpu::linear_backward(dx.data(), dweight.data(), dbias.data(), dlogits.data(), x.data(),
+                         weight.data(), s.N, s.K, s.C);
+    if (s.dropout) cpu::dropout_backward(dx.data(), dx.data(), mask.data(), s.n(), s.kDropoutP);
+    cpu::relu_backward(dhidden.data(), dx.data(), relu_out.data(), s.n());
+
+    const auto d_x = r.upload(x), d_relu = r.upload(relu_out), d_w = r.upload(weight),
+               d_b = r.upload(bias), d_t = r.upload(targets), d_cw = r.upload(class_weight);
+    const auto d_mask = r.upload(mask);
+    auto d_logits = r.alloc<float>(logits_n), d_dlogits = r.alloc<float>(logits_n);
+    auto d_batch_loss = r.alloc<float>(1), d_dbias = r.alloc<float>(classes);
+    auto d_dweight = r.alloc<float>(count(s.C, s.K)), d_dhidden = r.alloc<float>(s.n());
+    auto d_loss_sum = r.upload(std::vector<double>{kLossSumBefore});
+    r.launch([&] {
+      gpu::softmax_head_train(
+          {d_logits.data(), d_dlogits.data(), d_batch_loss.data(), d_loss_sum.data(),
+           d_dweight.data(), d_dbias.data(), d_dhidden.data()},
+          {d_x.data(), d_relu.data(), s.dropout ? d_mask.data() : nullptr, s.kDropoutP, d_w.data(),
+           d_b.data(), d_t.data(), s.weighted ? d_cw.data() : nullptr, s.label_smoothing},
+          s.N, s.K, s.C, r.stream());
+    });
+    r.check("logits", r.download(d_logits), logits, tol::kGpuVsCpu);
+    r.check("dlogits", r.download(d_dlogits), dlogits, tol::kGpuVsCpu);
+    r.check("batch_loss", r.download(d_batch_loss), std::vector<float>{static_cast<float>(mean)},
+            tol::kGpuVsCpu);
+    r.check("loss_sum", r.download(d_loss_sum), std::vector<double>{kLossSumBefore + mean * s.N},
+            tol::kGpuVsCpu);
+    r.check("dweight", r.download(d_dweight), dweight, tol::kGpuVsCpu);
+    r.check("dbias", r.download(d_dbias), dbias, tol::kGpuVsCpu);
+    r.check("dhidden", r.download(d_dhidden), dhidden, tol::kGpuVsCpu);
+  };
+  return c;
+}
+
 // =============================================================================================
 // Optimisers
 // =============================================================================================
@@ -901,6 +995,7 @@ std::vector<KernelCase> layer_cases() {
   for (const DropoutShape& s : kDropoutShapes) cases.push_back(dropout_backward_case(s));
   for (const int N : {1, 3, 64, 67, 1000, 1024, 1025, 5000}) cases.push_back(bce_case(N));
   for (const HeadShape& s : kHeadShapes) cases.push_back(head_case(s));
+  for (const SoftmaxHeadShape& s : kSoftmaxHeadShapes) cases.push_back(softmax_head_case(s));
   for (const OptimShape& s : optim_shapes()) cases.push_back(adam_case(s));
   for (const OptimShape& s : optim_shapes()) cases.push_back(sgd_case(s));
   return cases;

@@ -48,7 +48,8 @@ class TrainingBackend {
   virtual std::string description() const = 0;
   virtual const ParamTable& table() const = 0;
 
-  // One optimisation step on a batch. images: (n, 1, 28, 28) normalised; targets: (n) 0/1.
+  // One optimisation step on a batch. images: (n, 1, 28, 28) normalised; targets: (n) 0/1 for
+  // the binary task, the class index for K classes (table().num_classes() > 1).
   // step: the 0-based global step index (it selects the dropout stream, so a resumed run draws
   // the same masks as an uninterrupted one). May run asynchronously.
   virtual void train_step(const float* images, const float* targets, int n, std::int64_t step) = 0;
@@ -70,7 +71,8 @@ class TrainingBackend {
   // loss of a batch times its size), then resets it. Waits for outstanding work.
   virtual double take_loss_sum() = 0;
 
-  // Eval mode (BatchNorm running statistics, no dropout), no gradients. logits: (n).
+  // Eval mode (BatchNorm running statistics, no dropout), no gradients. logits: (n, K), K =
+  // table().num_classes().
   virtual void predict(const float* images, int n, float* logits) = 0;
 
   // Host copies of the model and optimiser state, and their restoration (resume, --init-from).

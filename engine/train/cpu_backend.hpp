@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "engine/optim/optimizer.hpp"
 #include "engine/train/backend.hpp"
@@ -23,6 +24,15 @@ struct BackendConfig {
   int activation_batch() const { return train_batch > 0 ? train_batch : max_batch; }
   std::uint64_t seed = 0;   // initial weights and dropout masks
   float pos_weight = 1.0f;  // BCEWithLogitsLoss(pos_weight=...)
+  // fc2's outputs (ParamTable::for_arch): 1, the binary task (BCE with logits, targets 0/1), or
+  // K >= 2 classes (softmax cross-entropy, targets the class index): PyTorch's
+  // CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing).
+  int num_classes = 1;
+  std::vector<float> class_weights;  // K weights, or empty: all ones
+  float label_smoothing = 0.0f;
+  // Throws octa::Error naming the flag for smoothing outside [0, 1], a weight that is negative or
+  // not finite, or as many weights as not K (or any with the binary task).
+  void validate_loss() const;
 };
 
 std::unique_ptr<TrainingBackend> make_cpu_backend(const BackendConfig& config);

@@ -1,8 +1,8 @@
 // engine/train/cpu_backend_base.hpp: what the two CPU backends (cpu_backend.cpp, the reference;
 // fast_cpu_backend.cpp) share around their models: the model and optimiser state, the training
-// step (forward, BCE with logits, backward, update), the loss bookkeeping, evaluation in pieces
-// of the activations' batch, and loading state. Net is CpuModel<float> or cpu_fast::FastModel
-// (the same forward/backward contract).
+// step (forward, the loss: BCE with logits or softmax cross-entropy, backward, update), the loss
+// bookkeeping, evaluation in pieces of the activations' batch, and loading state. Net is
+// CpuModel<float> or cpu_fast::FastModel (the same forward/backward contract).
 #pragma once
 
 #include <algorithm>
@@ -23,12 +23,13 @@ class CpuBackendBase : public TrainingBackend {
  public:
   explicit CpuBackendBase(const BackendConfig& cfg)
       : cfg_(cfg),
-        table_(ParamTable::for_arch(cfg.arch)),
+        table_(ParamTable::for_arch(cfg.arch, cfg.num_classes)),
         net_(table_, cfg.activation_batch()),
         optimizer_(cfg.optimizer, table_.num_trainable()),
         grads_(table_.num_trainable()),
-        logits_(static_cast<std::size_t>(cfg.activation_batch())),
-        dlogits_(static_cast<std::size_t>(cfg.activation_batch())) {
+        logits_(static_cast<std::size_t>(cfg.activation_batch()) * cfg.num_classes),
+        dlogits_(logits_.size()) {
+    cfg.validate_loss();
     model_.values.assign(table_.num_total(), 0.0f);
     init_parameters(table_, model_.values.data(), cfg.seed);
   }
@@ -42,7 +43,12 @@ class CpuBackendBase : public TrainingBackend {
                  rng_stream(RngStream::kDropout, static_cast<std::uint64_t>(step)), logits_.data());
     if (!table_.batchnorm_layers().empty()) ++model_.num_batches_tracked;
     const double loss =
-        cpu::bce_with_logits(dlogits_.data(), logits_.data(), targets, n, cfg_.pos_weight);
+        table_.multiclass()
+            ? cpu::softmax_cross_entropy(
+                  dlogits_.data(), logits_.data(), targets, n, table_.num_classes(),
+                  cfg_.class_weights.empty() ? nullptr : cfg_.class_weights.data(),
+                  cfg_.label_smoothing)
+            : cpu::bce_with_logits(dlogits_.data(), logits_.data(), targets, n, cfg_.pos_weight);
     loss_sum_ += loss * n;
     net_.backward(model_.values.data(), dlogits_.data(), grads_.data());
     if (reducer_ != nullptr) reducer_->reduce(grads_.data(), grads_.size());
@@ -67,9 +73,9 @@ class CpuBackendBase : public TrainingBackend {
     const int piece = cfg_.activation_batch();
     for (int i = 0; i < n; i += piece) {
       const int m = std::min(piece, n - i);
-      net_.forward(model_.values.data(),
-                   images + static_cast<std::size_t>(i) * kImageSize * kImageSize, m,
-                   /*train=*/false, 0, 0, logits + i);
+      net_.forward(
+          model_.values.data(), images + static_cast<std::size_t>(i) * kImageSize * kImageSize, m,
+          /*train=*/false, 0, 0, logits + static_cast<std::size_t>(i) * table_.num_classes());
     }
   }
 

@@ -14,6 +14,7 @@
 
 #include "engine/core/error.hpp"
 #include "engine/data/prefetcher.hpp"
+#include "engine/data/transform.hpp"
 #include "engine/model/cpu_model.hpp"
 #include "engine/train/interrupt.hpp"
 #include "engine/train/progress.hpp"
@@ -34,24 +35,53 @@ std::vector<std::unique_ptr<data::HostBatch>> host_batch_ring(int batch_size, in
   return ring;
 }
 
-BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
-                       int target_digit, std::vector<float>* logits_out) {
+namespace {
+
+// Eval-mode logits (n, K) of a split in order, and each image's target (as the loader gives it).
+void predict_split(TrainingBackend& backend, const data::Split& split, int batch_size,
+                   int target_digit, std::vector<float>& all_logits,
+                   std::vector<float>& all_targets) {
+  const auto k = static_cast<std::size_t>(backend.table().num_classes());
   data::PrefetchOptions po;
   po.batch_size = batch_size;
   po.shuffle = false;
   po.target_digit = target_digit;
   data::Prefetcher batches(split, po, host_batch_ring(batch_size, split.count, 1, nullptr));
-  std::vector<float> all_logits, all_targets;
-  all_logits.reserve(static_cast<std::size_t>(split.count));
+  all_logits.reserve(static_cast<std::size_t>(split.count) * k);
   all_targets.reserve(static_cast<std::size_t>(split.count));
-  std::vector<float> logits(static_cast<std::size_t>(std::min(batch_size, split.count)));
+  std::vector<float> logits(static_cast<std::size_t>(std::min(batch_size, split.count)) * k);
   for (std::size_t b = 0; b < batches.total_batches(); ++b) {
     const data::Prefetcher::Item item = batches.next();
     backend.predict(item.batch->images(), item.n, logits.data());
-    all_logits.insert(all_logits.end(), logits.begin(), logits.begin() + item.n);
+    all_logits.insert(all_logits.end(), logits.begin(),
+                      logits.begin() + static_cast<std::ptrdiff_t>(item.n * k));
     all_targets.insert(all_targets.end(), item.batch->targets(), item.batch->targets() + item.n);
   }
+}
+
+}  // namespace
+
+BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
+                       int target_digit, std::vector<float>* logits_out) {
+  OCTA_CHECK(!backend.table().multiclass(),
+             "evaluate: a model of {} classes has no binary metrics (evaluate_classes)",
+             backend.table().num_classes());
+  std::vector<float> all_logits, all_targets;
+  predict_split(backend, split, batch_size, target_digit, all_logits, all_targets);
   BinaryMetrics metrics = compute_binary_metrics(all_logits, all_targets);
+  if (logits_out) *logits_out = std::move(all_logits);
+  return metrics;
+}
+
+MulticlassMetrics evaluate_classes(TrainingBackend& backend, const data::Split& split,
+                                   int batch_size, std::vector<std::string> class_names,
+                                   std::vector<float>* logits_out) {
+  const int k = backend.table().num_classes();
+  OCTA_CHECK(k > 1, "evaluate_classes: the model has one output (the binary task: evaluate)");
+  std::vector<float> all_logits, all_targets;
+  predict_split(backend, split, batch_size, data::kClassIndexTarget, all_logits, all_targets);
+  MulticlassMetrics metrics =
+      compute_multiclass_metrics(all_logits, all_targets, k, std::move(class_names));
   if (logits_out) *logits_out = std::move(all_logits);
   return metrics;
 }
@@ -117,6 +147,11 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
              "--resume: the checkpoint has {} epochs done, more than --epochs {}", epochs_done,
              opt.epochs);
   OCTA_CHECK(opt.batch_size > 0, "--batch-size: must be positive, got {}", opt.batch_size);
+  const bool multiclass = backend.table().multiclass();
+  OCTA_CHECK(multiclass == (opt.target_digit == data::kClassIndexTarget),
+             "train: a model of {} outputs with target {} (the multi-class task trains on class "
+             "indices, the binary one on a target class)",
+             backend.table().num_classes(), opt.target_digit);
   const EpochPosition& start = opt.resume_within_epoch;
   if (start.batches_done > 0) check_mid_epoch_resume(start, opt, train_split, epochs_done);
   data::PrefetchOptions po;
@@ -153,7 +188,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     ts.run_id = opt.run_id;
     ts.optimizer = opt.optimizer;
     ts.optimizer_state = backend.optimizer_state();
-    ts.target_digit = opt.target_digit;
+    if (opt.target_digit != data::kClassIndexTarget) ts.target_digit = opt.target_digit;
     ts.val_size = opt.val_size;
     save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
     spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
@@ -215,7 +250,9 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     stats.images_per_second = static_cast<double>(epoch_images - resumed_images) / stats.seconds;
     if (opt.eval_every_epoch) {
       stats.test_accuracy =
-          evaluate(backend, test_split, opt.test_batch_size, opt.target_digit).accuracy;
+          multiclass
+              ? evaluate_classes(backend, test_split, opt.test_batch_size, opt.class_names).accuracy
+              : evaluate(backend, test_split, opt.test_batch_size, opt.target_digit).accuracy;
     }
     spdlog::info("epoch {}/{}: mean loss {:.6f}, {:.2f} s, {:.0f} images/s{}", stats.epoch,
                  opt.epochs, stats.mean_loss, stats.seconds, stats.images_per_second,
@@ -226,8 +263,13 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     if (opt.after_epoch) opt.after_epoch(epoch + 1);
     save(epoch + 1, {});
   }
-  report.test =
-      evaluate(backend, test_split, opt.test_batch_size, opt.target_digit, &report.test_logits);
+  if (multiclass) {
+    report.test_classes = evaluate_classes(backend, test_split, opt.test_batch_size,
+                                           opt.class_names, &report.test_logits);
+  } else {
+    report.test =
+        evaluate(backend, test_split, opt.test_batch_size, opt.target_digit, &report.test_logits);
+  }
   return report;
 }
 

@@ -18,6 +18,7 @@
 #include "engine/io/checkpoint.hpp"
 #include "engine/train/backend.hpp"
 #include "engine/train/metrics.hpp"
+#include "engine/train/multiclass_metrics.hpp"
 
 namespace octa {
 
@@ -27,16 +28,17 @@ struct TrainOptions {
   int test_batch_size = 1000;
   bool drop_last = false;
   std::uint64_t seed = 0;  // shuffle order (and, through the backend, init/dropout)
-  int target_digit = 8;
-  OptimizerConfig optimizer;         // recorded in checkpoints
-  std::filesystem::path checkpoint;  // written after every epoch; empty: none
-  std::string run_id;                // ties a checkpoint's two files together
-  bool interactive = false;          // redraw a progress line on the terminal
-  int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
-  int loader_threads = 1;            // threads preparing batches ahead of the step
-  bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
-  bool eval_every_epoch = false;     // evaluate on the test split after every epoch
-  int val_size = 0;                  // images held out of train_split as validation (recorded)
+  int target_digit = 8;    // the binary task's class; data::kClassIndexTarget with K classes
+  std::vector<std::string> class_names;  // K classes: their names for the metrics (empty: numbers)
+  OptimizerConfig optimizer;             // recorded in checkpoints
+  std::filesystem::path checkpoint;      // written after every epoch; empty: none
+  std::string run_id;                    // ties a checkpoint's two files together
+  bool interactive = false;              // redraw a progress line on the terminal
+  int loss_sync_every = 1;               // steps between loss reads (a GPU backend wants more)
+  int loader_threads = 1;                // threads preparing batches ahead of the step
+  bool record_step_losses = false;       // keep every step's mean loss (reads the loss every step)
+  bool eval_every_epoch = false;         // evaluate on the test split after every epoch
+  int val_size = 0;                      // images held out of train_split as validation (recorded)
   // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
   // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
   EpochPosition resume_within_epoch;
@@ -50,7 +52,7 @@ struct TrainOptions {
 
 struct EpochStats {
   int epoch = 0;         // 1-based
-  double mean_loss = 0;  // mean BCE over every training sample of the epoch
+  double mean_loss = 0;  // mean loss (BCE or softmax CE) over every training sample of the epoch
   double seconds = 0;
   double cpu_seconds = 0;  // the process's user + system CPU time over the epoch, all threads
   double images_per_second = 0;
@@ -59,9 +61,10 @@ struct EpochStats {
 
 struct TrainReport {
   std::vector<EpochStats> epochs;
-  BinaryMetrics test;
+  BinaryMetrics test;               // the binary task's (one logit)
+  MulticlassMetrics test_classes;   // K classes' (backend.table().multiclass())
   std::vector<double> step_losses;  // with TrainOptions::record_step_losses: each step's mean loss
-  std::vector<float> test_logits;   // the final evaluation's logits, in test-split order
+  std::vector<float> test_logits;   // the final evaluation's logits, in test-split order (N, K)
 };
 
 // Trains epochs [epochs_done, options.epochs) and evaluates on `test`. Throws octa::Error when the
@@ -74,6 +77,10 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
 // Eval-mode predictions over a split, in order, and their metrics; the logits too when asked.
 BinaryMetrics evaluate(TrainingBackend& backend, const data::Split& split, int batch_size,
                        int target_digit, std::vector<float>* logits_out = nullptr);
+// The same for a model of K classes (backend.table().num_classes() > 1): logits (N, K).
+MulticlassMetrics evaluate_classes(TrainingBackend& backend, const data::Split& split,
+                                   int batch_size, std::vector<std::string> class_names = {},
+                                   std::vector<float>* logits_out = nullptr);
 
 nlohmann::json to_json(const EpochStats& e);
 

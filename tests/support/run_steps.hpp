@@ -12,10 +12,11 @@
 namespace octa::test {
 
 // Runs `steps` training steps of a backend over the same batches (epoch 0's order from seed 9,
-// wrapping around); returns each step's mean loss.
+// wrapping around); returns each step's mean loss. target: the loader's (8: "is it an 8?";
+// data::kClassIndexTarget for a backend of K classes).
 inline std::vector<double> run_steps(TrainingBackend& b, const data::Split& split, int batch,
-                                     int steps) {
-  data::BatchLoader loader(split, batch, /*shuffle=*/true, /*drop_last=*/false, 9, 8);
+                                     int steps, int target = 8) {
+  data::BatchLoader loader(split, batch, /*shuffle=*/true, /*drop_last=*/false, 9, target);
   loader.start_epoch(0);
   std::vector<float> x(static_cast<std::size_t>(batch) * 784), y(static_cast<std::size_t>(batch));
   std::vector<double> losses;

@@ -434,8 +434,11 @@ int run(Args a, octa::dist::Communicator& comm) {
   // --- train, evaluate, report ------------------------------------------------------------------
   const octa::TrainReport report = octa::train(*backend, train_split, test_split, to, epochs_done);
   if (writer) {
-    std::printf("%s\n", multiclass ? octa::format_report(report.test_classes).c_str()
-                                   : octa::format_report(report.test, a.target_digit).c_str());
+    const std::string summary =
+        multiclass ? octa::format_report(report.test_classes)
+                   : octa::format_report(report.test,
+                                         class_names.at(static_cast<std::size_t>(a.target_digit)));
+    std::printf("%s\n", summary.c_str());
   }
   if (writer && !a.export_losses.empty()) {
     octa::export_step_losses(a.export_losses, report.step_losses);

@@ -169,6 +169,12 @@ TEST_CASE("metrics: always answering 'not 8' scores exactly the 90.26% baseline"
     INFO("label " << label);
     CHECK(report.find(label) != std::string::npos);
   }
+  // Named classes (Fashion-MNIST's "Bag" against the rest) are named as such, never as digits.
+  const std::string named = octa::format_report(m, "Bag");
+  INFO(named);
+  CHECK(named.find("predicted not-Bag") != std::string::npos);
+  CHECK(named.find("always \"not-Bag\"") != std::string::npos);
+  CHECK(named.find("not-8") == std::string::npos);
 }
 
 TEST_CASE("metrics: the tutorial's sigmoid-of-sigmoid bug collapses to the share of 8s",

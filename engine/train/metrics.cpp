@@ -100,8 +100,12 @@ nlohmann::json to_json(const BinaryMetrics& m) {
 }
 
 std::string format_report(const BinaryMetrics& m, int target_digit) {
-  const std::string pos = fmt::format("{}", target_digit);
-  const std::string neg = fmt::format("not-{}", target_digit);
+  return format_report(m, std::to_string(target_digit));
+}
+
+std::string format_report(const BinaryMetrics& m, std::string_view positive) {
+  const std::string pos(positive);
+  const std::string neg = fmt::format("not-{}", positive);
   const std::string auc = std::isnan(m.roc_auc) ? std::string("n/a (only one class present)")
                                                 : fmt::format("{:.4f}", m.roc_auc);
   std::string r;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -31,7 +32,10 @@ BinaryMetrics compute_binary_metrics(std::span<const float> logits, std::span<co
 //  "baseline_accuracy", "mean_loss", "confusion_matrix": {"tp","fp","tn","fn"}}
 nlohmann::json to_json(const BinaryMetrics& m);
 
-// A human-readable multi-line report with the confusion matrix and the baseline beside accuracy.
+// A human-readable multi-line report with the confusion matrix and the baseline beside accuracy,
+// the classes named `positive` and "not-`positive`" (MNIST's "8" and "not-8", Fashion-MNIST's
+// "Bag" and "not-Bag").
+std::string format_report(const BinaryMetrics& m, std::string_view positive);
 std::string format_report(const BinaryMetrics& m, int target_digit);
 
 }  // namespace octa

@@ -690,7 +690,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "train_gpu: %s\n", stop.what());
     if (!stop.checkpoint().empty()) {
       std::fprintf(stderr, "train_gpu: resume with:\n  %s\n",
-                   octa::resume_command({argv, argv + argc}, stop.checkpoint()).c_str());
+                   octa::resume_command({argv, argv + argc}, stop.checkpoint(),
+                                        comm && octa::dist::launched_by_mpi()
+                                            ? fmt::format("mpirun -np {}", comm->size())
+                                            : std::string())
+                       .c_str());
     }
     return octa::interrupt_exit_status(stop.signal());
   } catch (const std::exception& e) {

@@ -100,6 +100,11 @@ TEST_CASE("interrupt: the resume command keeps the run's flags and resumes from 
   CHECK(octa::resume_command(argv, "my dir/m.safetensors") ==
         "build/apps/train_gpu --model b --epochs 10 --checkpoint 'my dir/m.safetensors' --resume "
         "'my dir/m.safetensors'");
+  // A data-parallel run's launcher goes in front, unquoted (it is several words).
+  CHECK(
+      octa::resume_command(argv, "m.safetensors", "mpirun -np 3") ==
+      "mpirun -np 3 build/apps/train_gpu --model b --epochs 10 --checkpoint 'my dir/m.safetensors' "
+      "--resume m.safetensors");
 }
 
 TEST_CASE(

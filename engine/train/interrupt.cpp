@@ -100,8 +100,8 @@ std::string shell_quote(std::string_view s) {
 }
 
 std::string resume_command(const std::vector<std::string>& argv,
-                           const std::filesystem::path& checkpoint) {
-  std::string cmd;
+                           const std::filesystem::path& checkpoint, std::string_view launcher) {
+  std::string cmd(launcher);
   const auto add = [&](std::string_view word) {
     if (!cmd.empty()) cmd += ' ';
     cmd += shell_quote(word);

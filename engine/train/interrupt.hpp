@@ -59,8 +59,10 @@ std::string shell_quote(std::string_view s);
 
 // The command line that resumes a run started as `argv` from `checkpoint`: argv with --resume,
 // --init-from and --export-init (and their values; the initial weights were exported already)
-// left out and "--resume CHECKPOINT" added, each word shell-quoted.
+// left out and "--resume CHECKPOINT" added, each word shell-quoted. `launcher` (for example
+// "mpirun -np 2" for a data-parallel run, which resumes with any number of ranks) goes in front,
+// as it is.
 std::string resume_command(const std::vector<std::string>& argv,
-                           const std::filesystem::path& checkpoint);
+                           const std::filesystem::path& checkpoint, std::string_view launcher = {});
 
 }  // namespace octa

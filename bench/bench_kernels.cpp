@@ -714,6 +714,18 @@ class Bench {
       OCTA_CUDNN_CHECK(
           cudnnPoolingForward(dnn_, pool, &one, xd, act.data(), &zero, pd, pooled.data()));
     };
+    // cuDNN's pool, ReLU and BatchNorm backward (from cudnn_train's outputs): the counterpart of
+    // the fused backward, and with the filter gradient after it, of the fused backward + filter.
+    const auto cudnn_backward = [&] {
+      OCTA_CUDNN_CHECK(cudnnPoolingBackward(dnn_, pool, &one, pd, pooled.data(), pd, dpool.data(),
+                                            xd, act.data(), &zero, xd, dact.data()));
+      OCTA_CUDNN_CHECK(cudnnActivationBackward(dnn_, relu, &one, xd, act.data(), xd, dact.data(),
+                                               xd, act.data(), &zero, xd, dact_relu.data()));
+      OCTA_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+          dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd, conv.data(), xd,
+          dact_relu.data(), xd, dconv.data(), cd, gamma.data(), dgamma.data(), dbeta.data(),
+          static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
+    };
     const auto fused_train = [&](const ConvKernels& k) {
       k.forward_bn_stats(conv.data(), stats.data(), in.data(), weight.data(), bias.data(), n, l.cin,
                          l.cout, size, size, s);
@@ -755,20 +767,9 @@ class Bench {
       const Work w{0.0, 4.0 * X / 4.0 + X / 4.0 + 4.0 * X / 4.0 + 8.0 * as_double(bws_count) * 2.0 +
                             4.0 * X / 4.0 + X / 4.0 + 8.0 * X + 28.0 * C};
       const double unfused_bytes = 4.0 * (X / 4.0 + X + X + 6.0 * X + X) + 20.0 * C;
-      const Counterpart cp{
-          "cudnn pool, relu, BN bwd", "CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_BATCHNORM_SPATIAL",
-          [&] {
-            OCTA_CUDNN_CHECK(cudnnPoolingBackward(dnn_, pool, &one, pd, pooled.data(), pd,
-                                                  dpool.data(), xd, act.data(), &zero, xd,
-                                                  dact.data()));
-            OCTA_CUDNN_CHECK(cudnnActivationBackward(dnn_, relu, &one, xd, act.data(), xd,
-                                                     dact.data(), xd, act.data(), &zero, xd,
-                                                     dact_relu.data()));
-            OCTA_CUDNN_CHECK(cudnnBatchNormalizationBackward(
-                dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd, conv.data(), xd,
-                dact_relu.data(), xd, dconv.data(), cd, gamma.data(), dgamma.data(), dbeta.data(),
-                static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
-          }};
+      const Counterpart cp{"cudnn pool, relu, BN bwd",
+                           "CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_BATCHNORM_SPATIAL",
+                           cudnn_backward};
       // Each side from its own forward (run first, untimed).
       measure_fused(
           {"bn+relu+pool train bwd", shape, n, w},
@@ -813,20 +814,11 @@ class Bench {
                    sums_bytes + 4.0 * X + 4.0 * X / 4.0 + X / 4.0 + filter_io + 28.0 * C};
       const double unfused_bytes =
           sums_bytes + 4.0 * X / 4.0 + X / 4.0 + 8.0 * X + 28.0 * C + 4.0 * X + filter_io;
-      const Counterpart cp{
-          "cudnn pool, relu, BN bwd, filter", algos, [&] {
-            OCTA_CUDNN_CHECK(cudnnPoolingBackward(dnn_, pool, &one, pd, pooled.data(), pd,
-                                                  dpool.data(), xd, act.data(), &zero, xd,
-                                                  dact.data()));
-            OCTA_CUDNN_CHECK(cudnnActivationBackward(dnn_, relu, &one, xd, act.data(), xd,
-                                                     dact.data(), xd, act.data(), &zero, xd,
-                                                     dact_relu.data()));
-            OCTA_CUDNN_CHECK(cudnnBatchNormalizationBackward(
-                dnn_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, xd, conv.data(), xd,
-                dact_relu.data(), xd, dconv.data(), cd, gamma.data(), dgamma.data(), dbeta.data(),
-                static_cast<double>(kBnEps), save_mean.data(), save_invstd.data()));
-            cudnn.backward_filter(dweight.data(), dbias.data(), dconv.data(), in.data(), n, s);
-          }};
+      const Counterpart cp{"cudnn pool, relu, BN bwd, filter", algos, [&] {
+                             cudnn_backward();
+                             cudnn.backward_filter(dweight.data(), dbias.data(), dconv.data(),
+                                                   in.data(), n, s);
+                           }};
       measure_fused(
           {"conv3x3_backward_filter_from_bn_maxpool", shape, n, w},
           [&] {

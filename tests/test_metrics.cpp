@@ -124,7 +124,7 @@ TEST_CASE("metrics: one class absent gives NaN AUC and JSON null", "[train][metr
   const auto j = octa::to_json(m);
   CHECK(j["roc_auc"].is_null());
   CHECK(j.dump().find("NaN") == std::string::npos);
-  CHECK(octa::format_report(m, 8).find("n/a") != std::string::npos);
+  CHECK(octa::format_report(m, "8").find("n/a") != std::string::npos);
 
   const auto only_positives = compute_binary_metrics(logits, std::vector<float>{1, 1, 1});
   CHECK(std::isnan(only_positives.roc_auc));
@@ -160,7 +160,7 @@ TEST_CASE("metrics: always answering 'not 8' scores exactly the 90.26% baseline"
   CHECK(j["mean_loss"].get<double>() == Approx(m.mean_loss));
   CHECK(j["confusion_matrix"] == nlohmann::json({{"tp", 0}, {"fp", 0}, {"tn", 9026}, {"fn", 974}}));
 
-  const std::string report = octa::format_report(m, 8);
+  const std::string report = octa::format_report(m, "8");
   INFO(report);
   CHECK(report.find("0.9026") != std::string::npos);
   CHECK(report.find("baseline") != std::string::npos);

@@ -99,10 +99,6 @@ nlohmann::json to_json(const BinaryMetrics& m) {
   return j;
 }
 
-std::string format_report(const BinaryMetrics& m, int target_digit) {
-  return format_report(m, std::to_string(target_digit));
-}
-
 std::string format_report(const BinaryMetrics& m, std::string_view positive) {
   const std::string pos(positive);
   const std::string neg = fmt::format("not-{}", positive);

@@ -36,6 +36,5 @@ nlohmann::json to_json(const BinaryMetrics& m);
 // the classes named `positive` and "not-`positive`" (MNIST's "8" and "not-8", Fashion-MNIST's
 // "Bag" and "not-Bag").
 std::string format_report(const BinaryMetrics& m, std::string_view positive);
-std::string format_report(const BinaryMetrics& m, int target_digit);
 
 }  // namespace octa

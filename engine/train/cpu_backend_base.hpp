@@ -60,6 +60,7 @@ class CpuBackendBase : public TrainingBackend {
   }
 
   void set_gradient_reducer(GradientReducer* reducer) override { reducer_ = reducer; }
+  void set_learning_rate(double lr) override { optimizer_.set_lr(lr); }
 
   double take_loss_sum() override {
     const double s = loss_sum_;

@@ -16,6 +16,7 @@
 #include "engine/data/host_batch.hpp"
 #include "engine/data/mnist.hpp"
 #include "engine/io/checkpoint.hpp"
+#include "engine/optim/lr_schedule.hpp"
 #include "engine/train/backend.hpp"
 #include "engine/train/metrics.hpp"
 #include "engine/train/multiclass_metrics.hpp"
@@ -31,14 +32,17 @@ struct TrainOptions {
   int target_digit = 8;    // the binary task's class; data::kClassIndexTarget with K classes
   std::vector<std::string> class_names;  // K classes: their names for the metrics (empty: numbers)
   OptimizerConfig optimizer;             // recorded in checkpoints
-  std::filesystem::path checkpoint;      // written after every epoch; empty: none
-  std::string run_id;                    // ties a checkpoint's two files together
-  bool interactive = false;              // redraw a progress line on the terminal
-  int loss_sync_every = 1;               // steps between loss reads (a GPU backend wants more)
-  int loader_threads = 1;                // threads preparing batches ahead of the step
-  bool record_step_losses = false;       // keep every step's mean loss (reads the loss every step)
-  bool eval_every_epoch = false;         // evaluate on the test split after every epoch
-  int val_size = 0;                      // images held out of train_split as validation (recorded)
+  // The lr of each epoch from optimizer.lr (recorded in checkpoints); constant: the backend's lr
+  // is never touched.
+  LrSchedule lr_schedule;
+  std::filesystem::path checkpoint;  // written after every epoch; empty: none
+  std::string run_id;                // ties a checkpoint's two files together
+  bool interactive = false;          // redraw a progress line on the terminal
+  int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
+  int loader_threads = 1;            // threads preparing batches ahead of the step
+  bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
+  bool eval_every_epoch = false;     // evaluate on the test split after every epoch
+  int val_size = 0;                  // images held out of train_split as validation (recorded)
   // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
   // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
   EpochPosition resume_within_epoch;
@@ -53,6 +57,7 @@ struct TrainOptions {
 struct EpochStats {
   int epoch = 0;         // 1-based
   double mean_loss = 0;  // mean loss (BCE or softmax CE) over every training sample of the epoch
+  double lr = NAN;       // the learning rate the epoch trained with
   double seconds = 0;
   double cpu_seconds = 0;  // the process's user + system CPU time over the epoch, all threads
   double images_per_second = 0;

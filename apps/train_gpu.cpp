@@ -188,15 +188,12 @@ int run(Args a, octa::dist::Communicator& comm) {
   opt.dampening = a.dampening;
   opt.nesterov = a.nesterov;
   opt.validate();
-  octa::LrSchedule schedule;
-  schedule.kind = octa::parse_lr_schedule(a.lr_schedule);
-  if (schedule.kind == octa::LrScheduleKind::kStep) {
-    schedule.step_size = a.lr_step_size;
-    schedule.gamma = a.lr_gamma;
-  } else if (schedule.kind == octa::LrScheduleKind::kCosine) {
-    schedule.t_max = a.epochs;
-    schedule.eta_min = a.lr_min;
-  }
+  const octa::LrScheduleKind schedule_kind = octa::parse_lr_schedule(a.lr_schedule);
+  const octa::LrSchedule schedule = schedule_kind == octa::LrScheduleKind::kStep
+                                        ? octa::LrSchedule::step_lr(a.lr_step_size, a.lr_gamma)
+                                    : schedule_kind == octa::LrScheduleKind::kCosine
+                                        ? octa::LrSchedule::cosine(a.epochs, a.lr_min)
+                                        : octa::LrSchedule{};
   OCTA_CHECK(
       schedule.kind == octa::LrScheduleKind::kStep || (a.lr_step_size == 0 && a.lr_gamma == 0.1),
       "--lr-step-size and --lr-gamma belong to --lr-schedule step");

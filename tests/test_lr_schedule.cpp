@@ -14,19 +14,10 @@ using octa::LrSchedule;
 using octa::LrScheduleKind;
 
 LrSchedule step(int step_size, double gamma) {
-  LrSchedule s;
-  s.kind = LrScheduleKind::kStep;
-  s.step_size = step_size;
-  s.gamma = gamma;
-  return s;
+  return LrSchedule::step_lr(step_size, gamma);
 }
-
 LrSchedule cosine(int t_max, double eta_min) {
-  LrSchedule s;
-  s.kind = LrScheduleKind::kCosine;
-  s.t_max = t_max;
-  s.eta_min = eta_min;
-  return s;
+  return LrSchedule::cosine(t_max, eta_min);
 }
 
 // The lrs of epochs 0, 1, ... as octa computes them.

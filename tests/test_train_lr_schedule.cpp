@@ -27,7 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using octa::Arch;
 using octa::LrSchedule;
-using octa::LrScheduleKind;
 
 octa::BackendConfig config(Arch arch) {
   octa::BackendConfig c;
@@ -47,21 +46,6 @@ octa::TrainOptions options(int epochs, const LrSchedule& schedule) {
   o.lr_schedule = schedule;
   o.record_step_losses = true;
   return o;
-}
-
-LrSchedule step_schedule(int step_size, double gamma) {
-  LrSchedule s;
-  s.kind = LrScheduleKind::kStep;
-  s.step_size = step_size;
-  s.gamma = gamma;
-  return s;
-}
-
-LrSchedule cosine_schedule(int t_max) {
-  LrSchedule s;
-  s.kind = LrScheduleKind::kCosine;
-  s.t_max = t_max;
-  return s;
 }
 
 constexpr int kStepsPerEpoch = 4;  // 128 images in batches of 32
@@ -87,7 +71,8 @@ TEST_CASE("a step schedule trains as the constant lr until the epoch its lr drop
       INFO(stepped->description());
       const auto flat = octa::train(*constant, train, test, options(3, LrSchedule{}));
       // StepLR(step_size 2, gamma 0.1): epochs 1 and 2 at 1e-3, epoch 3 at 1e-4.
-      const auto decayed = octa::train(*stepped, train, test, options(3, step_schedule(2, 0.1)));
+      const auto decayed =
+          octa::train(*stepped, train, test, options(3, LrSchedule::step_lr(2, 0.1)));
       REQUIRE(flat.epochs.size() == 3);
       REQUIRE(decayed.epochs.size() == 3);
       for (const auto& e : flat.epochs) CHECK(e.lr == 1e-3);
@@ -121,7 +106,7 @@ TEST_CASE("a run resumed mid-schedule equals the uninterrupted one bit for bit",
   const auto train = octa::test::synthetic_split(128, 3);
   const auto test = octa::test::synthetic_split(50, 4);
   const auto table = octa::ParamTable::for_arch(Arch::kB);
-  for (const LrSchedule& schedule : {cosine_schedule(4), step_schedule(1, 0.5)}) {
+  for (const LrSchedule& schedule : {LrSchedule::cosine(4, 0.0), LrSchedule::step_lr(1, 0.5)}) {
     INFO(octa::describe(schedule));
     octa::clear_interrupt();
     auto straight = octa::make_fast_cpu_backend(config(Arch::kB));
@@ -185,9 +170,9 @@ TEST_CASE("the trainer refuses a bad schedule, and a cosine run past its T_max",
   const auto train = octa::test::synthetic_split(64, 5);
   const auto test = octa::test::synthetic_split(20, 6);
   auto backend = octa::make_cpu_backend(config(Arch::kA));
-  CHECK_THROWS_WITH(octa::train(*backend, train, test, options(5, cosine_schedule(4))),
+  CHECK_THROWS_WITH(octa::train(*backend, train, test, options(5, LrSchedule::cosine(4, 0.0))),
                     Catch::Contains("--epochs 5") && Catch::Contains("T_max = 4"));
-  CHECK_THROWS_WITH(octa::train(*backend, train, test, options(2, step_schedule(0, 0.1))),
+  CHECK_THROWS_WITH(octa::train(*backend, train, test, options(2, LrSchedule::step_lr(0, 0.1))),
                     Catch::Contains("--lr-step-size"));
   // Old checkpoints hold no schedule: a constant one, as they were trained.
   CHECK(octa::TrainingState{}.lr_schedule == LrSchedule{});

@@ -31,6 +31,22 @@ const char* lr_schedule_name(LrScheduleKind kind) {
   return "constant";
 }
 
+LrSchedule LrSchedule::step_lr(int step_size, double gamma) {
+  LrSchedule s;
+  s.kind = LrScheduleKind::kStep;
+  s.step_size = step_size;
+  s.gamma = gamma;
+  return s;
+}
+
+LrSchedule LrSchedule::cosine(int t_max, double eta_min) {
+  LrSchedule s;
+  s.kind = LrScheduleKind::kCosine;
+  s.t_max = t_max;
+  s.eta_min = eta_min;
+  return s;
+}
+
 void LrSchedule::validate(double base_lr) const {
   if (kind == LrScheduleKind::kStep) {
     OCTA_CHECK(step_size > 0,

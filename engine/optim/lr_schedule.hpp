@@ -28,6 +28,9 @@ struct LrSchedule {
   // Errors name the flag at fault; base_lr is --lr (eta_min must lie below it).
   void validate(double base_lr) const;
   bool operator==(const LrSchedule&) const = default;
+
+  static LrSchedule step_lr(int step_size, double gamma);  // StepLR
+  static LrSchedule cosine(int t_max, double eta_min);     // CosineAnnealingLR
 };
 
 // The lr of epoch `epoch` (0-based) for a run whose initial lr is base_lr: PyTorch's

@@ -103,14 +103,18 @@ TEST_CASE(
     const std::vector<std::int64_t> labels(test.labels.begin(), test.labels.end());
     const std::vector<std::int64_t> confusion(m.confusion.begin(), m.confusion.end());
     const std::int64_t n = test.count;
+    const auto write_case = [&](const std::filesystem::path& path,
+                                const std::vector<std::int64_t>& counts) {
+      octa::io::write_safetensors(
+          path, {{"x", octa::io::DType::kF32, {n, 1, 28, 28}, x.data()},
+                 {"logits", octa::io::DType::kF32, {n, kClasses}, logits.data()},
+                 {"labels", octa::io::DType::kI64, {n}, labels.data()},
+                 {"confusion", octa::io::DType::kI64, {kClasses, kClasses}, counts.data()},
+                 {"accuracy", octa::io::DType::kF64, {1}, &m.accuracy},
+                 {"mean_loss", octa::io::DType::kF64, {1}, &m.mean_loss}});
+    };
     const auto cases = dir / "case10.safetensors";
-    octa::io::write_safetensors(
-        cases, {{"x", octa::io::DType::kF32, {n, 1, 28, 28}, x.data()},
-                {"logits", octa::io::DType::kF32, {n, kClasses}, logits.data()},
-                {"labels", octa::io::DType::kI64, {n}, labels.data()},
-                {"confusion", octa::io::DType::kI64, {kClasses, kClasses}, confusion.data()},
-                {"accuracy", octa::io::DType::kF64, {1}, &m.accuracy},
-                {"mean_loss", octa::io::DType::kF64, {1}, &m.mean_loss}});
+    write_case(cases, confusion);
     const std::string cmd =
         fmt::format("python3 '{}' {} '{}' '{}'", script, arch == octa::Arch::kA ? "a" : "b",
                     to.checkpoint.string(), cases.string());
@@ -121,13 +125,7 @@ TEST_CASE(
       moved[0] -= 1;
       moved[1] += 1;
       const auto wrong = dir / "wrong10.safetensors";
-      octa::io::write_safetensors(
-          wrong, {{"x", octa::io::DType::kF32, {n, 1, 28, 28}, x.data()},
-                  {"logits", octa::io::DType::kF32, {n, kClasses}, logits.data()},
-                  {"labels", octa::io::DType::kI64, {n}, labels.data()},
-                  {"confusion", octa::io::DType::kI64, {kClasses, kClasses}, moved.data()},
-                  {"accuracy", octa::io::DType::kF64, {1}, &m.accuracy},
-                  {"mean_loss", octa::io::DType::kF64, {1}, &m.mean_loss}});
+      write_case(wrong, moved);
       const std::string bad =
           fmt::format("python3 '{}' a '{}' '{}'", script, to.checkpoint.string(), wrong.string());
       CHECK(std::system(bad.c_str()) != 0);

@@ -256,11 +256,7 @@ Page build_class_page(const ClassReportInputs& in) {
                   dataset.empty() ? "IDX files" : dataset, model, text_at(m, "/config/epochs", "?"),
                   with_commas(std::llround(std::max(0.0, number_at(m, "/config/train_images")))),
                   text_at(m, "/finished_at", "time not recorded"));
-  p.badges = {
-      plain(m, "/device", "device not recorded"),
-      text(fmt::format(
-          "model {} · {} parameters", model,
-          with_commas(std::llround(std::max(0.0, number_at(m, "/trainable_parameters"))))))};
+  p.badges = page_badges(m);
   p.kpis = headline(m);
   const double majority = number_at(m, "/test/majority_class");
   p.kpi_caption = fmt::format(

@@ -297,11 +297,7 @@ Page build_run_page(const RunReportInputs& in) {
       "Model {} · {} epochs · trained on {} images · {}", model, text_at(m, "/config/epochs", "?"),
       with_commas(std::llround(std::max(0.0, number_at(m, "/config/train_images")))),
       text_at(m, "/finished_at", "time not recorded"));
-  p.badges = {
-      plain(m, "/device", "device not recorded"),
-      text(fmt::format(
-          "model {} · {} parameters", model,
-          with_commas(std::llround(std::max(0.0, number_at(m, "/trainable_parameters"))))))};
+  p.badges = page_badges(m);
   p.kpis = headline(m, pos);
   p.kpi_caption =
       fmt::format("On the {}, at the default threshold 0.5 ({} when sigmoid(logit) > 0.5).",

@@ -218,6 +218,13 @@ Section run_section(const json& m) {
   return s;
 }
 
+std::vector<Cell> page_badges(const json& m) {
+  return {plain(m, "/device", "device not recorded"),
+          text(fmt::format(
+              "model {} · {} parameters", text_at(m, "/model", "?"),
+              with_commas(std::llround(std::max(0.0, number_at(m, "/trainable_parameters"))))))};
+}
+
 std::string page_footer(const std::string& made_by) {
   return fmt::format(
       "Made by octa ({}). One self-contained file: no network, no script; every figure is read "

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,9 @@ Section training_section(const nlohmann::json& m);
 
 // The configuration (the task's own settings included) and the timings of each epoch.
 Section run_section(const nlohmann::json& m);
+
+// The chips beside the heading: the device, the model and its trainable parameters.
+std::vector<Cell> page_badges(const nlohmann::json& m);
 
 // The page's footer, naming what made it.
 std::string page_footer(const std::string& made_by);

@@ -1,9 +1,11 @@
 // tests/support/report_numbers.hpp: checking the figures a report page shows against the metrics
 // JSON they claim to come from. Every figure on the page carries data-key="<JSON pointer>"; the
 // shown text ("98.71%", "0.9974", "10,000", "AUC 0.9974") is parsed on its own, independently of
-// the renderer's formatting, and must equal the JSON's value to the digits shown.
+// the renderer's formatting, and must equal the JSON's value to the digits shown. For a K-class
+// page also where its confusion matrix and per-class rows put each figure.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <string>
@@ -219,6 +221,27 @@ inline std::vector<std::string> check_class_rows(const std::string& html,
         bad.push_back(fmt::format("'{}' where {} belongs", last[i].first, macro[i]));
     }
     for (std::string e : check_figures(metrics, last)) bad.push_back(std::move(e));
+  }
+  return bad;
+}
+
+// Everything wrong with a K-class page: figures unequal to the metrics JSON, required ones
+// missing, and (when the page's HTML is given, not only its figures) the confusion matrix or the
+// per-class table out of place.
+inline std::vector<std::string> check_class_page(const nlohmann::json& metrics,
+                                                 const std::string& html,
+                                                 const std::vector<ShownFigure>& figures,
+                                                 bool with_validation) {
+  std::vector<std::string> bad = check_figures(metrics, figures);
+  const int k = metrics.at(nlohmann::json::json_pointer("/test/num_classes")).get<int>();
+  for (const std::string& key : required_class_report_keys(k, with_validation)) {
+    const bool shown = std::any_of(figures.begin(), figures.end(),
+                                   [&](const ShownFigure& f) { return f.first == key; });
+    if (!shown) bad.push_back("not on the page: " + key);
+  }
+  if (!html.empty()) {
+    for (std::string e : check_confusion_grid(html, metrics)) bad.push_back(std::move(e));
+    for (std::string e : check_class_rows(html, metrics)) bad.push_back(std::move(e));
   }
   return bad;
 }

@@ -71,6 +71,18 @@ BinaryCase binary_case(std::uint64_t seed) {
   return c;
 }
 
+// A binary run's page as HTML.
+std::string render_binary(const nlohmann::json& m, const r::SplitEvaluation& test,
+                          const r::SplitEvaluation& val, const octa::data::Split& test_images) {
+  r::RunReportInputs in;
+  in.metrics = &m;
+  in.test = &test;
+  in.validation = &val;
+  in.test_images = &test_images;
+  in.made_by = "test";
+  return r::render_html(r::build_run_page(in));
+}
+
 // The metrics JSON of a binary run as train_gpu writes it, less the evaluation blocks.
 nlohmann::json binary_run_json() {
   return {{"device", "cpu (2 threads)"},
@@ -343,13 +355,7 @@ TEST_CASE("A run's page is self-contained and every figure on it equals the metr
       r::evaluate_split(r::kTestSplit, logits_for(test_split, 5, 1.5, 4.0), test_split, 8);
   nlohmann::json m = binary_run_json();
   m.update(r::evaluation_json(test, &val));
-  r::RunReportInputs in;
-  in.metrics = &m;
-  in.test = &test;
-  in.validation = &val;
-  in.test_images = &test_split;
-  in.made_by = "test";
-  const std::string html = r::render_html(r::build_run_page(in));
+  const std::string html = render_binary(m, test, val, test_split);
 
   // Self-contained: no script, nothing fetched, a policy that forbids fetching.
   CHECK_THAT(html, Catch::Contains("Content-Security-Policy") &&
@@ -399,12 +405,7 @@ TEST_CASE("A binary run of a named class is worded by its name: Bag and not-Bag,
                                  octa::data::kFashionMnistClasses.end());
   m["config"]["class_names"] = names;
   m.update(r::evaluation_json(test, &val));
-  r::RunReportInputs in;
-  in.metrics = &m;
-  in.test = &test;
-  in.validation = &val;
-  in.test_images = &test_split;
-  const std::string html = r::render_html(r::build_run_page(in));
+  const std::string html = render_binary(m, test, val, test_split);
 
   CHECK_THAT(html, Catch::Contains("<title>Is it a Bag?</title>"));
   for (const char* want :
@@ -443,8 +444,7 @@ TEST_CASE("A binary run of a named class is worded by its name: Bag and not-Bag,
   // The MNIST run keeps the tutorial's words (the regex catches them).
   nlohmann::json digits = binary_run_json();
   digits.update(r::evaluation_json(test, &val));
-  in.metrics = &digits;
-  const std::string mnist = r::render_html(r::build_run_page(in));
+  const std::string mnist = render_binary(digits, test, val, test_split);
   CHECK_THAT(mnist,
              Catch::Contains("<title>Is it an 8?</title>") && Catch::Contains("predicted not 8") &&
                  Catch::Contains("8s the model missed") && Catch::Contains("MNIST test split"));

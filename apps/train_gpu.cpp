@@ -306,7 +306,6 @@ int run(Args a, octa::dist::Communicator& comm) {
   if (multiclass) {
     bc.num_classes = dataset.num_classes;
     to.target_digit = octa::data::kClassIndexTarget;
-    to.class_names = dataset.class_names;
   } else {
     const bool by_class = !a.target_class.empty();
     try {
@@ -318,6 +317,7 @@ int run(Args a, octa::dist::Communicator& comm) {
     }
   }
   const std::vector<std::string> class_names = dataset.class_names;
+  to.class_names = class_names;  // the metrics' (K classes) and the checkpoint's record
   bc.validate_loss();
   const octa::ParamTable table = octa::ParamTable::for_arch(arch, bc.num_classes);
   const auto make_backend = [&](const octa::BackendConfig& config) {

@@ -29,7 +29,7 @@ struct TrainOptions {
   bool drop_last = false;
   std::uint64_t seed = 0;  // shuffle order (and, through the backend, init/dropout)
   int target_digit = 8;    // the binary task's class; data::kClassIndexTarget with K classes
-  std::vector<std::string> class_names;  // K classes: their names for the metrics (empty: numbers)
+  std::vector<std::string> class_names;  // the dataset's (metrics, checkpoints); empty: numbers
   OptimizerConfig optimizer;             // recorded in checkpoints
   std::filesystem::path checkpoint;      // written after every epoch; empty: none
   std::string run_id;                    // ties a checkpoint's two files together

@@ -47,12 +47,39 @@ nlohmann::json read_json(const fs::path& p) {
 }
 
 // Freshly initialised weights of a model, as octa saves them.
-fs::path init_weights(const fs::path& path, octa::Arch arch) {
-  const auto table = octa::ParamTable::for_arch(arch);
+fs::path init_weights(const fs::path& path, octa::Arch arch, int num_classes = 1) {
+  const auto table = octa::ParamTable::for_arch(arch, num_classes);
   octa::ModelState s;
   s.values.resize(table.num_total());
   octa::init_parameters(table, s.values.data(), 4);
   octa::save_weights(path, table, s);
+  return path;
+}
+
+// The same tensors without octa's metadata, as PyTorch's safetensors.torch.save_file writes them.
+fs::path as_torch_state_dict(const fs::path& from, const fs::path& to) {
+  const auto file = octa::io::read_safetensors(from);
+  std::vector<octa::io::TensorRef> refs;
+  for (const auto& t : file.tensors) refs.push_back({t.name, t.dtype, t.shape, t.data.data()});
+  octa::io::write_safetensors(to, refs, {{"format", "pt"}});
+  return to;
+}
+
+// An octa checkpoint of model A for the binary task of class `target` (and the dataset's names).
+fs::path binary_checkpoint(const fs::path& path, int target,
+                           std::vector<std::string> class_names = {}) {
+  const auto table = octa::ParamTable::for_arch(octa::Arch::kA);
+  octa::ModelState s;
+  s.values.resize(table.num_total());
+  octa::init_parameters(table, s.values.data(), 1);
+  octa::TrainingState ts;
+  ts.run_id = "r";
+  ts.epochs_done = 1;
+  ts.target_digit = target;
+  ts.class_names = std::move(class_names);
+  ts.optimizer_state.m.assign(table.num_trainable(), 0.0f);
+  ts.optimizer_state.v.assign(table.num_trainable(), 0.0f);
+  octa::save_checkpoint(path, table, s, ts);
   return path;
 }
 
@@ -192,10 +219,7 @@ TEST_CASE("predict recognises the model from its file, octa's or PyTorch's, and 
   CHECK_THAT(read_json(dir / "b.json")["model"].get<std::string>(), Catch::Contains("model B"));
 
   // A state_dict saved by PyTorch has no octa metadata: model B is told by its BatchNorm tensors.
-  const auto file = octa::io::read_safetensors(b);
-  std::vector<octa::io::TensorRef> refs;
-  for (const auto& t : file.tensors) refs.push_back({t.name, t.dtype, t.shape, t.data.data()});
-  octa::io::write_safetensors(dir / "torch.safetensors", refs, {{"format", "pt"}});
+  as_torch_state_dict(b, dir / "torch.safetensors");
   const auto torch = predict(fmt::format("--device cpu --weights {} --json {} {}",
                                          shell_quoted(dir / "torch.safetensors"),
                                          shell_quoted(dir / "t.json"), shell_quoted(image)));
@@ -214,17 +238,7 @@ TEST_CASE("predict recognises the model from its file, octa's or PyTorch's, and 
   CHECK_THAT(missing.output, Catch::Contains("none.safetensors"));
 
   // A checkpoint records the digit it was trained for; predict asks about that digit.
-  const auto table = octa::ParamTable::for_arch(octa::Arch::kA);
-  octa::ModelState s;
-  s.values.resize(table.num_total());
-  octa::init_parameters(table, s.values.data(), 1);
-  octa::TrainingState ts;
-  ts.run_id = "r";
-  ts.epochs_done = 1;
-  ts.target_digit = 3;
-  ts.optimizer_state.m.assign(table.num_trainable(), 0.0f);
-  ts.optimizer_state.v.assign(table.num_trainable(), 0.0f);
-  octa::save_checkpoint(dir / "three.safetensors", table, s, ts);
+  binary_checkpoint(dir / "three.safetensors", 3);
   const auto three = predict(fmt::format("--device cpu --weights {} --json {} {}",
                                          shell_quoted(dir / "three.safetensors"),
                                          shell_quoted(dir / "3.json"), shell_quoted(image)));
@@ -431,15 +445,8 @@ TEST_CASE("A model of K classes answers with the most probable class, as train_g
   }
 
   // A PyTorch state_dict of nn.Linear(128, 10) (no octa metadata): ten classes from fc2's shape.
-  const auto table = octa::ParamTable::for_arch(octa::Arch::kA, 10);
-  octa::ModelState s;
-  s.values.resize(table.num_total());
-  octa::init_parameters(table, s.values.data(), 2);
-  octa::save_weights(dir / "ten.safetensors", table, s);
-  const auto file = octa::io::read_safetensors(dir / "ten.safetensors");
-  std::vector<octa::io::TensorRef> refs;
-  for (const auto& t : file.tensors) refs.push_back({t.name, t.dtype, t.shape, t.data.data()});
-  octa::io::write_safetensors(dir / "torch10.safetensors", refs, {{"format", "pt"}});
+  as_torch_state_dict(init_weights(dir / "ten.safetensors", octa::Arch::kA, 10),
+                      dir / "torch10.safetensors");
   const auto torch = predict(fmt::format("--device cpu --weights {} --json {} {}",
                                          shell_quoted(dir / "torch10.safetensors"),
                                          shell_quoted(dir / "t.json"), shell_quoted(images)));
@@ -453,19 +460,9 @@ TEST_CASE("A model of K classes answers with the most probable class, as train_g
 TEST_CASE("A binary model of a named class asks about it by name", "[cpu][app][predict]") {
   octa::test::TempDir dir("predict");
   const fs::path image = octa::test::write_bytes(dir / "ring.png", drawn_ring_png());
-  const auto table = octa::ParamTable::for_arch(octa::Arch::kA);
-  octa::ModelState s;
-  s.values.resize(table.num_total());
-  octa::init_parameters(table, s.values.data(), 1);
-  octa::TrainingState ts;
-  ts.run_id = "r";
-  ts.epochs_done = 1;
-  ts.target_digit = 8;
-  ts.class_names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
-  ts.optimizer_state.m.assign(table.num_trainable(), 0.0f);
-  ts.optimizer_state.v.assign(table.num_trainable(), 0.0f);
-  octa::save_checkpoint(dir / "bag.safetensors", table, s, ts);
+  binary_checkpoint(dir / "bag.safetensors", 8,
+                    {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"});
   const auto r = predict(fmt::format("--device cpu --weights {} --json {} {}",
                                      shell_quoted(dir / "bag.safetensors"),
                                      shell_quoted(dir / "bag.json"), shell_quoted(image)));

@@ -838,6 +838,9 @@ class CudaBackend final : public TrainingBackend {
   void set_gradient_reducer(GradientReducer* reducer) override {
     OCTA_CHECK(train_batch_ == 0, "{}: data-parallel training must be set up before the first step",
                description());
+    OCTA_CHECK(reducer == nullptr || !reducer->sync_batchnorm(),
+               "--sync-bn: not yet supported on the GPU path (its BatchNorm statistics are each "
+               "GPU's own); train without --sync-bn, or with --device cpu");
     nccl_.reset();
     if (reducer != nullptr) nccl_ = std::make_unique<gpu::NcclGradients>(*reducer);
   }

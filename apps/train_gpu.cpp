@@ -614,8 +614,9 @@ int main(int argc, char** argv) {
   app.add_flag("--sync-bn", a.sync_bn,
                "Under mpirun, model B: BatchNorm normalises with the whole global batch's "
                "statistics (PyTorch's SyncBatchNorm: per-channel sums all-reduced in rank order, "
-               "forward and backward), so N ranks train as one process; without it each rank's "
-               "own (DDP's default). One process: nothing to do. CPU path only for now");
+               "forward and backward), so N ranks train as one process does, up to rounding; "
+               "without it, each rank's own (DDP's default). One process: nothing to do. CPU "
+               "path only for now (the GPU path refuses it)");
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

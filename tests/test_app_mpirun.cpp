@@ -18,15 +18,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/core/philox.hpp"
 #include "engine/io/checkpoint.hpp"
-#include "engine/io/safetensors.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "tests/support/compare_states.hpp"
 #include "tests/support/real_data.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/torch_check.hpp"
 
 namespace {
 
@@ -241,37 +240,26 @@ TEST_CASE("train_gpu --sync-bn refuses model A, which has no BatchNorm", "[cpu][
 
 TEST_CASE("A checkpoint of a data-parallel run loads in PyTorch and predicts the same",
           "[cpu][app][mpi][real][interop][torch]") {
-  if (std::system("python3 -c \"import torch, safetensors.torch\" > /dev/null 2>&1") != 0) {
+  if (!octa::test::torch_available()) {
     OCTA_SKIP("python3 with torch and safetensors is not available here");
   }
   const auto data = octa::test::real_mnist_dir();
   if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
   if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
   octa::test::TempDir dir("mpirun-torch");
-  const std::string script = std::string(OCTA_SOURCE_DIR) + "/tests/python/check_torch_load.py";
   for (const std::string model : {"a", "b"}) {
     INFO("model " << model);
-    // Two ranks (model B with --sync-bn too), rank 0's checkpoint.
+    // Two ranks (model B with --sync-bn too), rank 0's checkpoint, whose logits octa computes here.
     const Run dp = run_of(*data, dir.path(), "dp-" + model, 2,
                           model == "b" ? "--epochs 1 --sync-bn" : "--epochs 1", model);
-    // octa's eval-mode logits of the checkpoint on seeded inputs, for PyTorch to match.
     octa::BackendConfig bc;
     bc.arch = octa::parse_arch(model);
     bc.max_batch = 16;
     auto backend = octa::make_cpu_backend(bc);
     backend->load(dp.model, nullptr);
-    constexpr int kN = 16;
-    std::vector<float> x(kN * 28 * 28), logits(kN);
-    octa::PhiloxStream rng(3, 4);
-    for (auto& v : x) v = 2.0f * rng.next_uniform01() - 1.0f;
-    backend->predict(x.data(), kN, logits.data());
-    const fs::path cases = dir.path() / ("case-" + model + ".safetensors");
-    octa::io::write_safetensors(cases, {{"x", octa::io::DType::kF32, {kN, 1, 28, 28}, x.data()},
-                                        {"logits", octa::io::DType::kF32, {kN}, logits.data()}});
-    const CommandResult py = run_command(
-        "python3", fmt::format("{} {} {} {}", shell_quoted(script), model,
-                               shell_quoted(dir.path() / ("dp-" + model + ".safetensors")),
-                               shell_quoted(cases)));
+    const CommandResult py =
+        octa::test::check_in_torch(model, dir.path() / ("dp-" + model + ".safetensors"), *backend,
+                                   dir.path() / ("case-" + model + ".safetensors"));
     INFO(py.output);
     std::printf("%s", py.output.c_str());  // the figure PyTorch saw, in the test's log
     CHECK(py.exit_code == 0);

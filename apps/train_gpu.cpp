@@ -36,6 +36,7 @@
 #include "engine/dist/data_parallel.hpp"
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
+#include "engine/report/class_report.hpp"
 #include "engine/report/evaluation.hpp"
 #include "engine/report/run_report.hpp"
 #include "engine/train/cpu_backend.hpp"
@@ -429,13 +430,10 @@ int run(Args a, octa::dist::Communicator& comm) {
   }
   to.record_step_losses = !a.export_losses.empty();
   to.val_size = a.val_size;
-  // The report draws test accuracy per epoch. It shows the binary task's figures (thresholds, ROC):
-  // a multi-class run has its metrics in the terminal and the metrics JSON.
-  OCTA_CHECK(!multiclass || a.report.empty(),
-             "--report: the HTML report covers the binary task only; a multi-class run's metrics "
-             "(per class, the confusion matrix) are in the terminal and in --metrics-out");
+  // The report draws test accuracy per epoch: the binary task's page (thresholds, ROC) or the K
+  // classes' (per class, the KxK confusion matrix).
   const std::filesystem::path report_path = !a.report.empty() ? fs::path(a.report)
-                                            : a.no_report || to.checkpoint.empty() || multiclass
+                                            : a.no_report || to.checkpoint.empty()
                                                 ? fs::path()
                                                 : octa::report::default_report_path(to.checkpoint);
   to.eval_every_epoch = a.eval_every_epoch || !report_path.empty();
@@ -540,7 +538,15 @@ int run(Args a, octa::dist::Communicator& comm) {
       octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
       spdlog::info("metrics: {}", a.metrics_out);
     }
-    if (writer && !report_path.empty()) {
+    if (writer && !report_path.empty() && multiclass) {
+      octa::report::ClassReportInputs in;
+      in.metrics = &j;
+      in.test_logits = report.test_logits;
+      in.test_images = &test_split;
+      in.made_by = "train_gpu";
+      octa::report::write_report(report_path, octa::report::build_class_page(in));
+      spdlog::info("report: {}", report_path.string());
+    } else if (writer && !report_path.empty()) {
       octa::report::RunReportInputs in;
       in.metrics = &j;
       in.test = &*test_eval;

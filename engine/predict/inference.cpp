@@ -34,7 +34,7 @@ std::optional<int> metadata_int(const io::SafetensorsFile& file, const fs::path&
 
 }  // namespace
 
-ModelFile load_model_file(const fs::path& path, std::optional<Arch> arch) {
+ModelFile load_model_file(const fs::path& path, std::optional<Arch> arch, int num_classes) {
   const io::SafetensorsFile file = io::read_safetensors(path);
   ModelFile m;
   const auto recorded = file.metadata.find("octa.arch");
@@ -46,7 +46,7 @@ ModelFile load_model_file(const fs::path& path, std::optional<Arch> arch) {
   } else {
     m.arch = file.find("bn1.weight") != nullptr ? Arch::kB : Arch::kA;
   }
-  m.state = load_weights(path, ParamTable::for_arch(m.arch));
+  m.state = load_weights(path, ParamTable::for_arch(m.arch, num_classes));
   m.target_digit = metadata_int(file, path, "octa.target_digit");
   if (m.target_digit) {
     OCTA_CHECK(*m.target_digit >= 0 && *m.target_digit <= 9,
@@ -57,12 +57,13 @@ ModelFile load_model_file(const fs::path& path, std::optional<Arch> arch) {
 }
 
 std::unique_ptr<TrainingBackend> make_inference_backend(const std::string& device, Arch arch,
-                                                        int max_batch) {
+                                                        int max_batch, int num_classes) {
   OCTA_CHECK(device == "auto" || device == "cuda" || device == "cpu",
              "--device: '{}' (use auto, cuda or cpu)", device);
   BackendConfig config;
   config.arch = arch;
   config.max_batch = std::max(1, max_batch);
+  config.num_classes = num_classes;
   if (device != "cpu") {
     const DeviceProbe probe = probe_cuda_device();  // loads the GPU module where it may be used
     if (probe.available) return make_gpu_backend(config, GpuBackendRequest{});

@@ -27,14 +27,16 @@ struct ModelFile {
 
 // Reads a weights file. arch: the model asked for (--model a|b), or nullopt to recognise it: from
 // octa's "octa.arch" metadata, else from the tensor names (BatchNorm's bn1.* exist only in model
-// B). Loading is strict (every tensor, right dtypes and shapes, none unexpected); errors name the
-// file and the tensor.
-ModelFile load_model_file(const std::filesystem::path& path, std::optional<Arch> arch);
+// B). num_classes: fc2's outputs (1: the binary task's logit). Loading is strict (every tensor,
+// right dtypes and shapes, none unexpected); errors name the file and the tensor.
+ModelFile load_model_file(const std::filesystem::path& path, std::optional<Arch> arch,
+                          int num_classes = 1);
 
 // The engine to run on: "cuda" (an error when no GPU is usable), "cpu", or "auto" (the GPU when one
-// is usable, else the CPU with a warning saying why). max_batch: the largest batch predict gets.
+// is usable, else the CPU with a warning saying why). max_batch: the largest batch predict gets;
+// num_classes: the model's outputs (1: the binary task's logit).
 std::unique_ptr<TrainingBackend> make_inference_backend(const std::string& device, Arch arch,
-                                                        int max_batch);
+                                                        int max_batch, int num_classes = 1);
 
 // Eval-mode logits of `count` 28x28 images (uint8, MNIST polarity), normalised as
 // data::normalize_pixel, in batches of at most batch_size.

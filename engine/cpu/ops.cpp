@@ -376,7 +376,7 @@ void batchnorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in,
     sums[sz(c)] = sum_dy;
     sums[sz(C) + sz(c)] = sum_dy_xhat;
   }
-  if (din == nullptr) return;
+  if (din == nullptr) return;  // no input gradient: nothing to reduce (on every rank alike)
   sums[2 * sz(C)] = static_cast<double>(sz(N) * sz(HW));
   // With ranks: each rank's dy is its share's mean loss's, 1 / weight times the global loss's, so
   // the sums are weighted before they are added up and the global means unweighted after.

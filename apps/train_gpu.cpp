@@ -90,6 +90,7 @@ struct Args {
   int val_size = 0;
   std::string report;  // default: beside the checkpoint
   bool no_report = false;
+  bool sync_bn = false;                                     // --sync-bn: SyncBatchNorm under mpirun
   bool target_digit_given = false, val_size_given = false;  // on the command line
   bool pos_weight_given = false;
 };
@@ -134,6 +135,8 @@ std::string data_parallel_help() {
              ? "Data-parallel on N processes (MPI built in): each rank trains its share of "
                "every batch,\ngradients summed in rank order; rank 0 writes the files:\n"
                "  mpirun -np 4 train_gpu --device cpu\n"
+               "  mpirun -np 4 train_gpu --device cpu --model b --sync-bn   BatchNorm over the "
+               "global batch\n"
              : "Data-parallel training (mpirun -np N train_gpu): MPI is not built in (CMake found "
                "no MPI, or\n-DOCTA_ENABLE_MPI=OFF; install libopenmpi-dev, as scripts/setup.sh "
                "does, and rebuild).\n";
@@ -218,6 +221,14 @@ int run(Args a, octa::dist::Communicator& comm) {
   }
   if (a.threads > 0) octa::set_cpu_threads(a.threads);
   const bool data_parallel = octa::dist::launched_by_mpi();  // mpirun: even with one rank
+  OCTA_CHECK(!a.sync_bn || arch == octa::Arch::kB,
+             "--sync-bn: model A has no BatchNorm layers to synchronise (model B has: --model b)");
+  if (a.sync_bn && !data_parallel) {
+    // As PyTorch's SyncBatchNorm without a process group: plain BatchNorm.
+    spdlog::info(
+        "--sync-bn: one process (not under mpirun), so BatchNorm's batch is already the "
+        "whole batch: nothing to synchronise");
+  }
   const bool writer = comm.rank() == 0;  // the one rank that writes files and shows progress
   if (data_parallel && a.threads == 0 && !use_gpu) {
     // The ranks on this machine share its cores.
@@ -379,7 +390,8 @@ int run(Args a, octa::dist::Communicator& comm) {
   // the same initial state (checked), and rank 0 alone writes the checkpoints.
   octa::dist::DataParallelBackend* ranks = nullptr;
   if (data_parallel) {
-    auto dp = std::make_unique<octa::dist::DataParallelBackend>(std::move(backend), comm);
+    auto dp =
+        std::make_unique<octa::dist::DataParallelBackend>(std::move(backend), comm, a.sync_bn);
     ranks = dp.get();
     backend = std::move(dp);
     ranks->check_replicas("at the start");
@@ -605,6 +617,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--drop-last", a.drop_last, "Drop the last incomplete training batch");
+  app.add_flag("--sync-bn", a.sync_bn,
+               "Under mpirun, model B: BatchNorm normalises with the whole global batch's "
+               "statistics (PyTorch's SyncBatchNorm: per-channel sums all-reduced in rank order, "
+               "forward and backward), so N ranks train as one process does, up to rounding; "
+               "without it, each rank's own (DDP's default). One process: nothing to do. CPU "
+               "path only for now (the GPU path refuses it)");
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

@@ -11,7 +11,6 @@
 
 #include <fmt/format.h>
 
-#include "engine/core/philox.hpp"
 #include "engine/data/transform.hpp"
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/safetensors.hpp"
@@ -20,20 +19,14 @@
 #include "tests/support/skip.hpp"
 #include "tests/support/synthetic.hpp"
 #include "tests/support/temp_dir.hpp"
-
-namespace {
-
-bool torch_importable() {
-  return std::system("python3 -c \"import torch, safetensors.torch\" > /dev/null 2>&1") == 0;
-}
-
-}  // namespace
+#include "tests/support/torch_check.hpp"
 
 TEST_CASE("Weights saved by octa load into the PyTorch modules and predict the same",
           "[cpu][interop][torch]") {
-  if (!torch_importable()) OCTA_SKIP("python3 with torch and safetensors is not available here");
+  if (!octa::test::torch_available()) {
+    OCTA_SKIP("python3 with torch and safetensors is not available here");
+  }
   octa::test::TempDir dir("torch");
-  const std::string script = std::string(OCTA_SOURCE_DIR) + "/tests/python/check_torch_load.py";
   for (const octa::Arch arch : {octa::Arch::kA, octa::Arch::kB}) {
     INFO("model " << octa::arch_name(arch));
     // A few real training steps, so BatchNorm's running statistics are not at their initial values.
@@ -50,19 +43,10 @@ TEST_CASE("Weights saved by octa load into the PyTorch modules and predict the s
     const octa::ParamTable& table = backend->table();
     const auto weights = dir / fmt::format("model_{}.safetensors", octa::arch_name(arch));
     octa::save_weights(weights, table, backend->model_state());
-
-    constexpr int kN = 16;
-    std::vector<float> x(kN * 28 * 28), logits(kN);
-    octa::PhiloxStream rng(3, 4);
-    for (auto& v : x) v = 2.0f * rng.next_uniform01() - 1.0f;
-    backend->predict(x.data(), kN, logits.data());
-    const auto cases = dir / "case.safetensors";
-    octa::io::write_safetensors(cases, {{"x", octa::io::DType::kF32, {kN, 1, 28, 28}, x.data()},
-                                        {"logits", octa::io::DType::kF32, {kN}, logits.data()}});
-    const std::string cmd =
-        fmt::format("python3 '{}' {} '{}' '{}'", script, arch == octa::Arch::kA ? "a" : "b",
-                    weights.string(), cases.string());
-    CHECK(std::system(cmd.c_str()) == 0);
+    const octa::test::CommandResult py = octa::test::check_in_torch(
+        arch == octa::Arch::kA ? "a" : "b", weights, *backend, dir / "case.safetensors");
+    INFO(py.output);
+    CHECK(py.exit_code == 0);
   }
 }
 
@@ -70,7 +54,9 @@ TEST_CASE(
     "A checkpoint of ten classes loads into the PyTorch modules with nn.Linear(128, 10) and "
     "reproduces octa's evaluation",
     "[cpu][interop][torch][multiclass]") {
-  if (!torch_importable()) OCTA_SKIP("python3 with torch and safetensors is not available here");
+  if (!octa::test::torch_available()) {
+    OCTA_SKIP("python3 with torch and safetensors is not available here");
+  }
   octa::test::TempDir dir("torch10");
   const std::string script = std::string(OCTA_SOURCE_DIR) + "/tests/python/check_torch_load.py";
   constexpr int kClasses = 10;

@@ -488,11 +488,30 @@ struct DropoutShape {
   std::size_t n;
   CaseSize size = kSmall;
   unsigned models = 0;
-  std::string tag() const { return fmt::format("n{}", n); }
-  std::string str() const { return fmt::format("n={} (p 0.5 and 0.3)", n); }
+  // Where the n elements start in the tensor whose masks they draw (a data-parallel rank's share
+  // of the global batch: its first image times the 128 features; not a multiple of 4 as well).
+  std::uint64_t first = 0;
+  std::string tag() const {
+    return first == 0 ? fmt::format("n{}", n) : fmt::format("n{}_first{}", n, first);
+  }
+  std::string str() const {
+    return first == 0 ? fmt::format("n={} (p 0.5 and 0.3)", n)
+                      : fmt::format("n={} from element {} (p 0.5 and 0.3)", n, first);
+  }
 };
 const DropoutShape kDropoutShapes[] = {
-    {64 * 128, kModel, kModelB}, {3 * 128}, {67 * 128}, {1}, {3}, {5}, {1001}};
+    {64 * 128, kModel, kModelB},
+    {3 * 128},
+    {67 * 128},
+    {1},
+    {3},
+    {5},
+    {1001},
+    // Rank 2 of 3 in a global batch of 64 (images 42..63), and unaligned offsets.
+    {22 * 128, kSmall, 0, 42 * 128},
+    {1001, kSmall, 0, 7},
+    {3, kSmall, 0, 5},
+    {1, kSmall, 0, 3}};
 
 KernelCase dropout_forward_case(const DropoutShape& s) {
   KernelCase c = make_case("dropout_forward", "elementwise", s.tag(), s.str(),
@@ -513,13 +532,13 @@ KernelCase dropout_forward_case(const DropoutShape& s) {
         std::vector<float> out_ref(s.n);
         std::vector<std::uint8_t> mask_ref(s.n);
         cpu::dropout_forward(out_ref.data(), mask_ref.data(), in.data(), s.n, p, kDropoutSeed,
-                             base + static_cast<std::uint64_t>(step));
+                             base + static_cast<std::uint64_t>(step), s.first);
         d_step.put({step});
         d_out.poison();
         d_mask.poison();
         r.launch([&] {
           gpu::dropout_forward(d_out.data(), d_mask.data(), d_in.data(), s.n, p, kDropoutSeed, base,
-                               d_step.data(), r.stream());
+                               d_step.data(), r.stream(), s.first);
         });
         const std::vector<std::uint8_t> mask = r.download(d_mask);
         r.check("mask" + v, mask, mask_ref, tol::kExact);
@@ -1017,7 +1036,9 @@ std::vector<KernelCase> layer_cases() {
   for (const RowsShape& s : bias_shapes()) cases.push_back(bias_backward_case(s));
   for (const int N : {1, 3, 64, 67}) cases.push_back(relu_backward_case(N));
   for (const DropoutShape& s : kDropoutShapes) cases.push_back(dropout_forward_case(s));
-  for (const DropoutShape& s : kDropoutShapes) cases.push_back(dropout_backward_case(s));
+  for (const DropoutShape& s : kDropoutShapes) {
+    if (s.first == 0) cases.push_back(dropout_backward_case(s));  // backward reads only the mask
+  }
   for (const int N : {1, 3, 64, 67, 1000, 1024, 1025, 5000}) cases.push_back(bce_case(N));
   for (const HeadShape& s : kHeadShapes) cases.push_back(head_case(s));
   for (const SoftmaxHeadShape& s : kSoftmaxHeadShapes) cases.push_back(softmax_head_case(s));

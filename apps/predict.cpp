@@ -1,10 +1,12 @@
-// apps/predict.cpp: ask a trained model "is it an 8?" about a person's own digits: PNG and JPEG
-// files, folders of them, and MNIST's IDX files. Images are preprocessed as MNIST was made (or
-// taken as they are with --raw); bad inputs are reported by name and the rest still answered.
+// apps/predict.cpp: ask a trained model "is it an 8?" (or, for a model of K classes, "which digit
+// is it?") about a person's own digits: PNG and JPEG files, folders of them, and MNIST's IDX files.
+// Images are preprocessed as MNIST was made (or taken as they are with --raw); bad inputs are
+// reported by name and the rest still answered.
 //
 // Exit status: 0 all inputs answered; 2 some inputs failed (each named on stderr and in --json),
 // the others answered; 1 nothing could be done (bad flags, unreadable model, no GPU for --device
 // cuda).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -38,6 +40,7 @@ struct Args {
   std::string weights = "runs/model_a.safetensors";
   std::string model = "auto";
   double threshold = 0.5;
+  bool threshold_given = false;
   std::optional<int> target_digit;
   std::string json;
   bool raw = false;
@@ -53,6 +56,10 @@ struct Args {
 const char* kExamples = R"(
 Examples:
   predict my_digit.png                           is it an 8? (runs/model_a.safetensors)
+  predict --weights runs/ten.safetensors my_digit.png
+                                                 which digit is it? (a model trained with
+                                                 train_gpu --task multiclass: the most
+                                                 probable class and the runner-up)
   predict --weights runs/model_b.safetensors scans/
                                                  every .png/.jpg/.jpeg in scans/
   predict photo.jpg --save-preprocessed seen/    also write the 28x28 image the model saw
@@ -93,13 +100,26 @@ int run(const Args& a) {
   std::optional<octa::Arch> arch;
   if (a.model != "auto") arch = octa::parse_arch(a.model);
   const octa::predict::ModelFile model = octa::predict::load_model_file(a.weights, arch);
+  const bool multiclass = model.num_classes > 1;
+  for (const auto& [given, flag] : {std::pair{a.target_digit.has_value(), "--target-digit"},
+                                    {a.threshold_given, "--threshold"}}) {
+    OCTA_CHECK(!multiclass || !given,
+               "{}: the model in {} answers {} classes (the most probable one), not one class "
+               "against the rest",
+               flag, a.weights, model.num_classes);
+  }
   int digit = model.target_digit.value_or(8);
   if (a.target_digit) {
-    OCTA_CHECK(*a.target_digit >= 0 && *a.target_digit <= 9, "--target-digit: must be 0..9, got {}",
-               *a.target_digit);
+    const int classes = model.class_names.empty() ? 10 : static_cast<int>(model.class_names.size());
+    OCTA_CHECK(*a.target_digit >= 0 && *a.target_digit < classes,
+               "--target-digit: must be 0..{}, got {}", classes - 1, *a.target_digit);
     OCTA_CHECK(!model.target_digit || *model.target_digit == *a.target_digit,
-               "--target-digit {}: the model in {} was trained to recognise the digit {}",
-               *a.target_digit, a.weights, *model.target_digit);
+               "--target-digit {}: the model in {} was trained to recognise {}", *a.target_digit,
+               a.weights,
+               model.class_names.empty()
+                   ? fmt::format("the digit {}", *model.target_digit)
+                   : fmt::format("class {} ({})", *model.target_digit,
+                                 model.class_names[static_cast<std::size_t>(*model.target_digit)]));
     digit = *a.target_digit;
   }
 
@@ -109,6 +129,8 @@ int run(const Args& a) {
   std::vector<fs::path> paths(a.inputs.begin(), a.inputs.end());
   octa::predict::PredictRun result;
   result.inputs = octa::predict::gather_inputs(paths, io);
+  result.num_classes = model.num_classes;
+  result.class_names = model.class_names;
   result.threshold = a.threshold;
   result.target_digit = digit;
   result.raw = a.raw;
@@ -122,15 +144,20 @@ int run(const Args& a) {
     images.insert(images.end(), result.inputs[i].pixels.begin(), result.inputs[i].pixels.end());
     which.push_back(i);
   }
-  result.logits.assign(result.inputs.size(), 0.0f);
+  const auto K = static_cast<std::size_t>(model.num_classes);
+  result.logits.assign(result.inputs.size() * K, 0.0f);
   if (!which.empty()) {
     const int count = static_cast<int>(which.size());
     const int batch = std::min(a.batch_size, count);
-    auto backend = octa::predict::make_inference_backend(a.device, model.arch, batch);
+    auto backend =
+        octa::predict::make_inference_backend(a.device, model.arch, batch, model.num_classes);
     backend->load(model.state, nullptr);
     result.device = backend->description();
     const std::vector<float> logits = octa::predict::predict_logits(*backend, images, count, batch);
-    for (std::size_t k = 0; k < which.size(); ++k) result.logits[which[k]] = logits[k];
+    for (std::size_t k = 0; k < which.size(); ++k) {
+      std::copy_n(logits.begin() + static_cast<std::ptrdiff_t>(k * K), K,
+                  result.logits.begin() + static_cast<std::ptrdiff_t>(which[k] * K));
+    }
   } else {
     result.device = "none (no input could be read)";
   }
@@ -183,7 +210,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "predict: ask a model trained by octa's train_gpu (or by PyTorch, saved as safetensors) "
       "\"is it an 8?\" about images: the probability, sigmoid(logit), and a verdict at a "
-      "threshold."};
+      "threshold; or, for a model of K classes (train_gpu --task multiclass), the most probable "
+      "class, softmax(logits), and the runner-up."};
   app.footer(kExamples);
   app.get_formatter()->column_width(34);
   app.add_option("inputs", a.inputs,
@@ -195,10 +223,12 @@ int main(int argc, char** argv) {
   app.add_option("--model", a.model, "auto (from the file), a or b")
       ->check(CLI::IsMember({"auto", "a", "b", "A", "B"}))
       ->capture_default_str();
-  app.add_option("--threshold", a.threshold, "\"yes\" when the probability is above this")
+  app.add_option("--threshold", a.threshold,
+                 "Binary models: \"yes\" when the probability is above this")
       ->capture_default_str();
-  app.add_option("--target-digit", a.target_digit,
-                 "The digit the model recognises [as recorded in the checkpoint, else 8]");
+  app.add_option(
+      "--target-digit", a.target_digit,
+      "Binary models: the digit the model recognises [as recorded in the checkpoint, else 8]");
   app.add_option("--json", a.json, "Also write every answer (and every error) as JSON here");
   app.add_flag("--raw", a.raw,
                "Inputs are already 28x28 MNIST-style (light digit on black): no preprocessing");
@@ -215,6 +245,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", a.log_level, "trace, debug, info, warn, error, critical or off")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  a.threshold_given = app.count("--threshold") > 0;
 
   try {
     octa::init_logging(octa::parse_log_level(a.log_level));

@@ -36,6 +36,7 @@
 #include "engine/dist/data_parallel.hpp"
 #include "engine/io/checkpoint.hpp"
 #include "engine/io/output_guard.hpp"
+#include "engine/report/class_report.hpp"
 #include "engine/report/evaluation.hpp"
 #include "engine/report/run_report.hpp"
 #include "engine/train/cpu_backend.hpp"
@@ -93,6 +94,7 @@ struct Args {
   int val_size = 0;
   std::string report;  // default: beside the checkpoint
   bool no_report = false;
+  bool sync_bn = false;                                     // --sync-bn: SyncBatchNorm under mpirun
   bool target_digit_given = false, val_size_given = false;  // on the command line
   bool pos_weight_given = false;
 };
@@ -141,6 +143,8 @@ std::string data_parallel_help() {
              ? "Data-parallel on N processes (MPI built in): each rank trains its share of "
                "every batch,\ngradients summed in rank order; rank 0 writes the files:\n"
                "  mpirun -np 4 train_gpu --device cpu\n"
+               "  mpirun -np 4 train_gpu --device cpu --model b --sync-bn   BatchNorm over the "
+               "global batch\n"
              : "Data-parallel training (mpirun -np N train_gpu): MPI is not built in (CMake found "
                "no MPI, or\n-DOCTA_ENABLE_MPI=OFF; install libopenmpi-dev, as scripts/setup.sh "
                "does, and rebuild).\n";
@@ -250,6 +254,14 @@ int run(Args a, octa::dist::Communicator& comm) {
   }
   if (a.threads > 0) octa::set_cpu_threads(a.threads);
   const bool data_parallel = octa::dist::launched_by_mpi();  // mpirun: even with one rank
+  OCTA_CHECK(!a.sync_bn || arch == octa::Arch::kB,
+             "--sync-bn: model A has no BatchNorm layers to synchronise (model B has: --model b)");
+  if (a.sync_bn && !data_parallel) {
+    // As PyTorch's SyncBatchNorm without a process group: plain BatchNorm.
+    spdlog::info(
+        "--sync-bn: one process (not under mpirun), so BatchNorm's batch is already the "
+        "whole batch: nothing to synchronise");
+  }
   const bool writer = comm.rank() == 0;  // the one rank that writes files and shows progress
   if (data_parallel && a.threads == 0 && !use_gpu) {
     // The ranks on this machine share its cores.
@@ -339,7 +351,6 @@ int run(Args a, octa::dist::Communicator& comm) {
   if (multiclass) {
     bc.num_classes = dataset.num_classes;
     to.target_digit = octa::data::kClassIndexTarget;
-    to.class_names = dataset.class_names;
   } else {
     const bool by_class = !a.target_class.empty();
     try {
@@ -351,6 +362,7 @@ int run(Args a, octa::dist::Communicator& comm) {
     }
   }
   const std::vector<std::string> class_names = dataset.class_names;
+  to.class_names = class_names;  // the metrics' (K classes) and the checkpoint's record
   bc.validate_loss();
   const octa::ParamTable table = octa::ParamTable::for_arch(arch, bc.num_classes);
   const auto make_backend = [&](const octa::BackendConfig& config) {
@@ -426,7 +438,8 @@ int run(Args a, octa::dist::Communicator& comm) {
   // the same initial state (checked), and rank 0 alone writes the checkpoints.
   octa::dist::DataParallelBackend* ranks = nullptr;
   if (data_parallel) {
-    auto dp = std::make_unique<octa::dist::DataParallelBackend>(std::move(backend), comm);
+    auto dp =
+        std::make_unique<octa::dist::DataParallelBackend>(std::move(backend), comm, a.sync_bn);
     ranks = dp.get();
     backend = std::move(dp);
     ranks->check_replicas("at the start");
@@ -465,13 +478,10 @@ int run(Args a, octa::dist::Communicator& comm) {
   }
   to.record_step_losses = !a.export_losses.empty();
   to.val_size = a.val_size;
-  // The report draws test accuracy per epoch. It shows the binary task's figures (thresholds, ROC):
-  // a multi-class run has its metrics in the terminal and the metrics JSON.
-  OCTA_CHECK(!multiclass || a.report.empty(),
-             "--report: the HTML report covers the binary task only; a multi-class run's metrics "
-             "(per class, the confusion matrix) are in the terminal and in --metrics-out");
+  // The report draws test accuracy per epoch: the binary task's page (thresholds, ROC) or the K
+  // classes' (per class, the KxK confusion matrix).
   const std::filesystem::path report_path = !a.report.empty() ? fs::path(a.report)
-                                            : a.no_report || to.checkpoint.empty() || multiclass
+                                            : a.no_report || to.checkpoint.empty()
                                                 ? fs::path()
                                                 : octa::report::default_report_path(to.checkpoint);
   to.eval_every_epoch = a.eval_every_epoch || !report_path.empty();
@@ -577,7 +587,15 @@ int run(Args a, octa::dist::Communicator& comm) {
       octa::write_file_atomically(a.metrics_out, j.dump(2) + "\n");
       spdlog::info("metrics: {}", a.metrics_out);
     }
-    if (writer && !report_path.empty()) {
+    if (writer && !report_path.empty() && multiclass) {
+      octa::report::ClassReportInputs in;
+      in.metrics = &j;
+      in.test_logits = report.test_logits;
+      in.test_images = &test_split;
+      in.made_by = "train_gpu";
+      octa::report::write_report(report_path, octa::report::build_class_page(in));
+      spdlog::info("report: {}", report_path.string());
+    } else if (writer && !report_path.empty()) {
       octa::report::RunReportInputs in;
       in.metrics = &j;
       in.test = &*test_eval;
@@ -656,6 +674,12 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_flag("--drop-last", a.drop_last, "Drop the last incomplete training batch");
+  app.add_flag("--sync-bn", a.sync_bn,
+               "Under mpirun, model B: BatchNorm normalises with the whole global batch's "
+               "statistics (PyTorch's SyncBatchNorm: per-channel sums all-reduced in rank order, "
+               "forward and backward), so N ranks train as one process does, up to rounding; "
+               "without it, each rank's own (DDP's default). One process: nothing to do. CPU "
+               "path only for now (the GPU path refuses it)");
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

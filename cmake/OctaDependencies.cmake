@@ -28,19 +28,7 @@ if(NOT OCTA_CBLAS_INCLUDE_DIR)
 endif()
 octa_require(CURL libcurl4-openssl-dev)
 octa_require(PNG libpng-dev)
-# TurboJPEG by its header and library, not Debian's libjpeg-turbo CMake config: that config names
-# absolute /usr paths and checks files of other packages (libjpeg62-turbo, the static libraries),
-# so it breaks when the packages are unpacked under another prefix (the lent GPU machine's
-# .gpu-deps, scripts/gpu/build.sh).
-find_path(OCTA_TURBOJPEG_INCLUDE_DIR turbojpeg.h)
-find_library(OCTA_TURBOJPEG_LIBRARY NAMES turbojpeg)
-if(NOT OCTA_TURBOJPEG_INCLUDE_DIR OR NOT OCTA_TURBOJPEG_LIBRARY)
-  message(FATAL_ERROR "octa needs TurboJPEG (turbojpeg.h, libturbojpeg.so): install the Debian "
-                      "package 'libturbojpeg0-dev'.")
-endif()
-add_library(octa_turbojpeg INTERFACE IMPORTED)
-target_include_directories(octa_turbojpeg INTERFACE ${OCTA_TURBOJPEG_INCLUDE_DIR})
-target_link_libraries(octa_turbojpeg INTERFACE ${OCTA_TURBOJPEG_LIBRARY})
+include(${CMAKE_CURRENT_LIST_DIR}/OctaTurboJPEG.cmake)
 
 # MPI (optional: Debian's libopenmpi-dev, which scripts/setup.sh installs): data-parallel training
 # under mpirun (engine/dist/). Without it everything else builds and runs as one process. Off in

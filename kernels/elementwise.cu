@@ -2,6 +2,8 @@
 // (kernels/elementwise.hpp). The bias gradient reduces in a fixed order (no atomics); dropout draws
 // exactly the CPU reference's Philox words, so its mask is bit-identical to cpu::dropout_forward's.
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include "engine/core/error.hpp"
 #include "engine/core/philox.hpp"
@@ -83,23 +85,28 @@ __global__ void relu_backward_kernel(float* din, const float* dout, const float*
   }
 }
 
-// One thread per Philox block b: one philox4x32 call yields the words of elements 4b .. 4b+3, laid
-// out exactly as octa::philox_word(seed, stream, i) reads them (block i >> 2 in counter words 0-1,
-// the stream in words 2-3, lane i & 3), so each element sees the CPU reference's word.
+// Element i draws Philox word first + i, laid out exactly as octa::philox_word(seed, stream, j)
+// reads word j (block j >> 2 in counter words 0-1, the stream in words 2-3, lane j & 3), so each
+// element sees the CPU reference's word. One thread per Philox block of the words first ..
+// first + n - 1 (first not a multiple of 4: the first and last blocks are partly used).
 __global__ void dropout_forward_kernel(float* out, std::uint8_t* mask, const float* in,
                                        std::size_t n, float p, float scale, std::uint64_t seed,
-                                       std::uint64_t rng_stream_base, const std::int64_t* step) {
+                                       std::uint64_t rng_stream_base, const std::int64_t* step,
+                                       std::uint64_t first) {
   // *step is read here, on the device, so a replayed CUDA graph sees the current step.
   const std::uint64_t stream = rng_stream_base + static_cast<std::uint64_t>(*step);
-  const std::size_t blocks = (n + 3) / 4;
+  const std::uint64_t block0 = first >> 2;
+  const std::size_t blocks = static_cast<std::size_t>(((first + n - 1) >> 2) - block0 + 1);
   for (std::size_t b = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; b < blocks;
        b += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
-    const std::uint64_t block = static_cast<std::uint64_t>(b);
+    const std::uint64_t block = block0 + static_cast<std::uint64_t>(b);
     const Philox4x32 r =
         philox4x32(seed, static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
                    static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32));
     for (int lane = 0; lane < 4; ++lane) {
-      const std::size_t i = 4 * b + static_cast<std::size_t>(lane);
+      const std::uint64_t word = 4 * block + static_cast<std::uint64_t>(lane);
+      if (word < first) continue;
+      const auto i = static_cast<std::size_t>(word - first);
       if (i >= n) break;
       const bool keep = uniform01(r.v[lane]) >= p;
       mask[i] = keep ? std::uint8_t{1} : std::uint8_t{0};
@@ -159,7 +166,7 @@ void relu_backward(float* din, const float* dout, const float* out, std::size_t 
 
 void dropout_forward(float* out, std::uint8_t* mask, const float* in, std::size_t n, float p,
                      std::uint64_t seed, std::uint64_t rng_stream_base, const std::int64_t* step,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, std::uint64_t first) {
   const char* op = "dropout_forward";
   NvtxRange range(op);
   require_count(op, n);
@@ -168,8 +175,11 @@ void dropout_forward(float* out, std::uint8_t* mask, const float* in, std::size_
   require_pointer(op, "mask", mask);
   require_pointer(op, "in", in);
   require_pointer(op, "step (the device step counter)", step);
-  dropout_forward_kernel<<<grid_stride_blocks((n + 3) / 4, kThreads), kThreads, 0, stream>>>(
-      out, mask, in, n, p, dropout_scale(p), seed, rng_stream_base, step);
+  OCTA_CHECK(first <= std::numeric_limits<std::uint64_t>::max() - n,
+             "{}: first = {} + n = {} overflows the Philox counter", op, first, n);
+  const std::size_t blocks = static_cast<std::size_t>(((first + n - 1) >> 2) - (first >> 2) + 1);
+  dropout_forward_kernel<<<grid_stride_blocks(blocks, kThreads), kThreads, 0, stream>>>(
+      out, mask, in, n, p, dropout_scale(p), seed, rng_stream_base, step, first);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 

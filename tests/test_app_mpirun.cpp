@@ -1,11 +1,14 @@
 // tests/test_app_mpirun.cpp: train_gpu under mpirun on the CPU path (engine/dist/), on this small
 // machine with --oversubscribe: N = 1, 2 and 3 ranks against one process with the same global
 // batch (20 steps of model A: parameters within tol::kDataParallel, the loss curves too; one rank
-// bit-identical), two runs with the same N bit-identical, --resume with another N, model B, and a
-// batch too small to share failing on every rank at once instead of hanging. Skips, saying why,
-// where mpirun is absent or train_gpu was built without MPI.
+// bit-identical), two runs with the same N bit-identical, --resume with another N, model B, a
+// batch too small to share failing on every rank at once instead of hanging; model B with
+// --sync-bn against one process the same way (and per-rank BatchNorm shown not to be), --sync-bn
+// refused for model A; a 2-rank checkpoint loaded in PyTorch (skipped without python3's torch).
+// Skips, saying why, where mpirun is absent or train_gpu was built without MPI.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -16,11 +19,13 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/io/checkpoint.hpp"
+#include "engine/train/cpu_backend.hpp"
 #include "tests/support/compare_states.hpp"
 #include "tests/support/real_data.hpp"
 #include "tests/support/run_command.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/torch_check.hpp"
 
 namespace {
 
@@ -60,17 +65,19 @@ struct Run {
   octa::ModelState model;
   std::vector<double> losses;
   nlohmann::json metrics;
+  std::string output;
 };
 
 // A 20-step run of model `model` on `ranks` ranks, its outputs under dir/name.*.
 Run run_of(const fs::path& data, const fs::path& dir, const std::string& name, int ranks,
-           const std::string& extra = "--epochs 1", const std::string& model = "a") {
+           const std::string& extra = "--epochs 1", const std::string& model = "a",
+           const std::string& device = "cpu") {
   const fs::path ck = dir / (name + ".safetensors");
   const CommandResult r = train(
-      ranks, fmt::format("--device cpu --threads 1 --no-download --data-dir {} --model {} "
+      ranks, fmt::format("--device {} --threads 1 --no-download --data-dir {} --model {} "
                          "--max-train 1280 --max-test 300 --batch-size 64 --seed {} --no-report "
                          "--checkpoint {} --export-losses {} --metrics-out {} {}",
-                         shell_quoted(data), model, kSeed, shell_quoted(ck),
+                         device, shell_quoted(data), model, kSeed, shell_quoted(ck),
                          shell_quoted(dir / (name + ".losses.json")),
                          shell_quoted(dir / (name + ".metrics.json")), extra));
   INFO(name << ":\n" << r.output);
@@ -83,6 +90,7 @@ Run run_of(const fs::path& data, const fs::path& dir, const std::string& name, i
   }
   CHECK(reports == 1);
   Run out;
+  out.output = r.output;
   out.model = octa::load_checkpoint(ck, octa::ParamTable::for_arch(octa::parse_arch(model))).model;
   std::ifstream losses(dir / (name + ".losses.json"));
   out.losses = nlohmann::json::parse(losses)["step_losses"].get<std::vector<double>>();
@@ -162,4 +170,98 @@ TEST_CASE("train_gpu under mpirun stops every rank with the reason when a batch 
   CHECK(r.exit_code != 0);
   CHECK(r.exit_code != 124);  // not the timeout: no rank was left waiting
   CHECK_THAT(r.output, Catch::Contains("cannot be shared by 3 ranks"));
+}
+
+TEST_CASE("train_gpu --sync-bn under mpirun with 1, 2 and 3 ranks trains model B as one process",
+          "[cpu][app][mpi][real]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  octa::test::TempDir dir("mpirun-syncbn");
+  const octa::ParamTable table = octa::ParamTable::for_arch(octa::Arch::kB);
+  // SGD with momentum, compared in full (adam_steps = 0): Adam would turn the rounding noise of
+  // gradients near zero into full-size steps (docs/SCALING.md), hiding what this compares.
+  const std::string sgd = "--epochs 1 --optimizer sgd --lr 0.05 --momentum 0.9";
+
+  for (const std::string device : {"cpu", "cpu-ref"}) {
+    INFO("--device " << device);
+    const Run plain = run_of(*data, dir.path(), "plain-" + device, 0, sgd, "b", device);
+    REQUIRE(plain.losses.size() == kSteps);
+    if (device == "cpu") {
+      // One process: --sync-bn changes nothing (as PyTorch's SyncBatchNorm without a process
+      // group) and says so.
+      const Run alone = run_of(*data, dir.path(), "alone", 0, sgd + " --sync-bn", "b", device);
+      CHECK_THAT(alone.output, Catch::Contains("nothing to synchronise"));
+      CHECK(alone.model.values == plain.model.values);
+
+      // Per-rank BatchNorm (DDP's default) on 2 ranks is not one process, far outside the
+      // tolerance (its running statistics come from each rank's own share): the comparison below
+      // tells the two apart.
+      const Run per_rank = run_of(*data, dir.path(), "per-rank2", 2, sgd, "b", device);
+      const octa::ParamEntry& var = table.at("bn2.running_var");
+      CHECK_FALSE(octa::test::compare(
+                      "per-rank bn2.running_var", per_rank.model.values.data() + var.offset,
+                      plain.model.values.data() + var.offset, var.numel, octa::tol::kDataParallel)
+                      .ok);
+    }
+    for (int ranks = 1; ranks <= 3; ++ranks) {
+      INFO(ranks << " ranks");
+      const Run dp = run_of(*data, dir.path(), fmt::format("sync{}-{}", ranks, device), ranks,
+                            sgd + " --sync-bn", "b", device);
+      CHECK_THAT(dp.output, Catch::Contains("BatchNorm synchronised (--sync-bn)"));
+      REQUIRE(dp.losses.size() == kSteps);
+      OCTA_CHECK_CLOSE("step losses", dp.losses.data(), plain.losses.data(), kSteps,
+                       octa::tol::kDataParallel);
+      // Every parameter and running statistic, within the tolerance.
+      octa::test::check_states_close(table, dp.model, plain.model, kSeed, /*adam_steps=*/0, 0.0,
+                                     octa::tol::kDataParallel);
+      if (ranks == 1) {  // one rank is a plain run, to the bit
+        CHECK(dp.model.values == plain.model.values);
+        CHECK(dp.losses == plain.losses);
+      }
+    }
+  }
+}
+
+TEST_CASE("train_gpu --sync-bn refuses model A, which has no BatchNorm", "[cpu][app][mpi]") {
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  for (const int ranks : {0, 2}) {
+    INFO(ranks << " ranks (0: no mpirun)");
+    const CommandResult r =
+        train(ranks,
+              "--device cpu --threads 1 --no-download --model a --sync-bn --epochs 1 "
+              "--no-checkpoint --no-report");
+    INFO(r.output);
+    CHECK(r.exit_code != 0);
+    CHECK(r.exit_code != 124);
+    CHECK_THAT(r.output, Catch::Contains("--sync-bn: model A has no BatchNorm layers"));
+  }
+}
+
+TEST_CASE("A checkpoint of a data-parallel run loads in PyTorch and predicts the same",
+          "[cpu][app][mpi][real][interop][torch]") {
+  if (!octa::test::torch_available()) {
+    OCTA_SKIP("python3 with torch and safetensors is not available here");
+  }
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  octa::test::TempDir dir("mpirun-torch");
+  for (const std::string model : {"a", "b"}) {
+    INFO("model " << model);
+    // Two ranks (model B with --sync-bn too), rank 0's checkpoint, whose logits octa computes here.
+    const Run dp = run_of(*data, dir.path(), "dp-" + model, 2,
+                          model == "b" ? "--epochs 1 --sync-bn" : "--epochs 1", model);
+    octa::BackendConfig bc;
+    bc.arch = octa::parse_arch(model);
+    bc.max_batch = 16;
+    auto backend = octa::make_cpu_backend(bc);
+    backend->load(dp.model, nullptr);
+    const CommandResult py =
+        octa::test::check_in_torch(model, dir.path() / ("dp-" + model + ".safetensors"), *backend,
+                                   dir.path() / ("case-" + model + ".safetensors"));
+    INFO(py.output);
+    std::printf("%s", py.output.c_str());  // the figure PyTorch saw, in the test's log
+    CHECK(py.exit_code == 0);
+  }
 }

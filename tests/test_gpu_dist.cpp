@@ -2,7 +2,8 @@
 // engine/dist/): on one rank, with NCCL's communicator of one GPU made through the single-process
 // communicator, the gradients' all-reduce and the running statistics' broadcast inside the step
 // (and its captured graph) must change no bit against the plain engine, for both models. Skips
-// where there is no GPU. Two or more GPUs: run train_gpu under mpirun on such a machine.
+// where there is no GPU. Two or more GPUs: run train_gpu under mpirun on such a machine. --sync-bn
+// is refused on this path, with the reason.
 #include <catch2/catch.hpp>
 
 #include <memory>
@@ -43,4 +44,16 @@ TEST_CASE("GPU data-parallel on one rank (NCCL) equals the plain CUDA engine bit
   CHECK(plain->model_state().values == dp.model_state().values);
   CHECK(plain->optimizer_state().m == dp.optimizer_state().m);
   dp.check_replicas("after the epoch");
+}
+
+TEST_CASE("GPU data-parallel refuses --sync-bn, saying it is not supported there yet",
+          "[gpu][dist]") {
+  OCTA_REQUIRE_GPU();
+  octa::BackendConfig bc;
+  bc.arch = octa::Arch::kB;
+  bc.max_batch = 64;
+  const auto comm = octa::dist::make_single_process_communicator();
+  CHECK_THROWS_WITH(octa::dist::DataParallelBackend(octa::make_cuda_backend(bc, {}), *comm,
+                                                    /*sync_batchnorm=*/true),
+                    Catch::Contains("--sync-bn: not yet supported on the GPU path"));
 }

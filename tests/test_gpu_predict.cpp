@@ -1,6 +1,7 @@
 // tests/test_gpu_predict.cpp: predict on the CUDA engine: the same logits as the CPU reference
-// (within the training-step tolerance) for both models, in several batches including a short
-// last one; and the time of 10,000 images, printed for the record. [gpu]: skipped without a GPU.
+// (within the training-step tolerance) for both models, binary and of ten classes, in several
+// batches including a short last one; and the time of 10,000 images, printed for the record. [gpu]:
+// skipped without a GPU.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -14,20 +15,20 @@
 
 namespace {
 
-void gpu_matches_cpu(octa::Arch arch) {
+void gpu_matches_cpu(octa::Arch arch, int num_classes = 1) {
   OCTA_REQUIRE_GPU();
-  const auto table = octa::ParamTable::for_arch(arch);
+  const auto table = octa::ParamTable::for_arch(arch, num_classes);
   octa::ModelState state;
   state.values.resize(table.num_total());
   octa::init_parameters(table, state.values.data(), 17);
   const auto images = octa::test::synthetic_split(2500, 3);
-  auto cpu = octa::predict::make_inference_backend("cpu", arch, 1000);
-  auto gpu = octa::predict::make_inference_backend("cuda", arch, 1000);
+  auto cpu = octa::predict::make_inference_backend("cpu", arch, 1000, num_classes);
+  auto gpu = octa::predict::make_inference_backend("cuda", arch, 1000, num_classes);
   cpu->load(state, nullptr);
   gpu->load(state, nullptr);
   const auto z_cpu = octa::predict::predict_logits(*cpu, images.pixels, images.count, 1000);
   const auto z_gpu = octa::predict::predict_logits(*gpu, images.pixels, images.count, 1000);
-  REQUIRE(z_gpu.size() == 2500);
+  REQUIRE(z_gpu.size() == 2500u * static_cast<unsigned>(num_classes));
   OCTA_CHECK_CLOSE("predict logits", z_gpu.data(), z_cpu.data(), z_cpu.size(),
                    octa::test::tol::kGpuStepVsCpu);
 }
@@ -40,6 +41,11 @@ TEST_CASE("GPU predict matches the CPU reference: model A", "[gpu][predict]") {
 
 TEST_CASE("GPU predict matches the CPU reference: model B", "[gpu][predict]") {
   gpu_matches_cpu(octa::Arch::kB);
+}
+
+TEST_CASE("GPU predict matches the CPU reference: ten classes", "[gpu][predict][multiclass]") {
+  gpu_matches_cpu(octa::Arch::kA, 10);
+  gpu_matches_cpu(octa::Arch::kB, 10);
 }
 
 TEST_CASE("GPU predict: the time of 10,000 images, for the record", "[gpu][predict]") {

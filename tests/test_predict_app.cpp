@@ -2,7 +2,9 @@
 // its fault while the rest are still answered (exit status 2); models recognised from their files
 // (octa's and PyTorch's); and on the real MNIST, a model trained here on the CPU answering the
 // same for PNGs written from the test images (--raw) as for the IDX file, and as well, within one
-// point of accuracy, for the same digits drawn as scans and saved as PNG and JPEG.
+// point of accuracy, for the same digits drawn as scans and saved as PNG and JPEG. Models of K
+// classes (train_gpu --task multiclass, or PyTorch's nn.Linear(128, K)) answer with the most
+// probable class; a binary model of a named class (Fashion-MNIST's Bag) asks about it by name.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -27,6 +29,7 @@
 #include "tests/support/scan.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/three_classes.hpp"
 
 namespace fs = std::filesystem;
 using octa::test::run_command;
@@ -44,12 +47,39 @@ nlohmann::json read_json(const fs::path& p) {
 }
 
 // Freshly initialised weights of a model, as octa saves them.
-fs::path init_weights(const fs::path& path, octa::Arch arch) {
-  const auto table = octa::ParamTable::for_arch(arch);
+fs::path init_weights(const fs::path& path, octa::Arch arch, int num_classes = 1) {
+  const auto table = octa::ParamTable::for_arch(arch, num_classes);
   octa::ModelState s;
   s.values.resize(table.num_total());
   octa::init_parameters(table, s.values.data(), 4);
   octa::save_weights(path, table, s);
+  return path;
+}
+
+// The same tensors without octa's metadata, as PyTorch's safetensors.torch.save_file writes them.
+fs::path as_torch_state_dict(const fs::path& from, const fs::path& to) {
+  const auto file = octa::io::read_safetensors(from);
+  std::vector<octa::io::TensorRef> refs;
+  for (const auto& t : file.tensors) refs.push_back({t.name, t.dtype, t.shape, t.data.data()});
+  octa::io::write_safetensors(to, refs, {{"format", "pt"}});
+  return to;
+}
+
+// An octa checkpoint of model A for the binary task of class `target` (and the dataset's names).
+fs::path binary_checkpoint(const fs::path& path, int target,
+                           std::vector<std::string> class_names = {}) {
+  const auto table = octa::ParamTable::for_arch(octa::Arch::kA);
+  octa::ModelState s;
+  s.values.resize(table.num_total());
+  octa::init_parameters(table, s.values.data(), 1);
+  octa::TrainingState ts;
+  ts.run_id = "r";
+  ts.epochs_done = 1;
+  ts.target_digit = target;
+  ts.class_names = std::move(class_names);
+  ts.optimizer_state.m.assign(table.num_trainable(), 0.0f);
+  ts.optimizer_state.v.assign(table.num_trainable(), 0.0f);
+  octa::save_checkpoint(path, table, s, ts);
   return path;
 }
 
@@ -189,10 +219,7 @@ TEST_CASE("predict recognises the model from its file, octa's or PyTorch's, and 
   CHECK_THAT(read_json(dir / "b.json")["model"].get<std::string>(), Catch::Contains("model B"));
 
   // A state_dict saved by PyTorch has no octa metadata: model B is told by its BatchNorm tensors.
-  const auto file = octa::io::read_safetensors(b);
-  std::vector<octa::io::TensorRef> refs;
-  for (const auto& t : file.tensors) refs.push_back({t.name, t.dtype, t.shape, t.data.data()});
-  octa::io::write_safetensors(dir / "torch.safetensors", refs, {{"format", "pt"}});
+  as_torch_state_dict(b, dir / "torch.safetensors");
   const auto torch = predict(fmt::format("--device cpu --weights {} --json {} {}",
                                          shell_quoted(dir / "torch.safetensors"),
                                          shell_quoted(dir / "t.json"), shell_quoted(image)));
@@ -211,17 +238,7 @@ TEST_CASE("predict recognises the model from its file, octa's or PyTorch's, and 
   CHECK_THAT(missing.output, Catch::Contains("none.safetensors"));
 
   // A checkpoint records the digit it was trained for; predict asks about that digit.
-  const auto table = octa::ParamTable::for_arch(octa::Arch::kA);
-  octa::ModelState s;
-  s.values.resize(table.num_total());
-  octa::init_parameters(table, s.values.data(), 1);
-  octa::TrainingState ts;
-  ts.run_id = "r";
-  ts.epochs_done = 1;
-  ts.target_digit = 3;
-  ts.optimizer_state.m.assign(table.num_trainable(), 0.0f);
-  ts.optimizer_state.v.assign(table.num_trainable(), 0.0f);
-  octa::save_checkpoint(dir / "three.safetensors", table, s, ts);
+  binary_checkpoint(dir / "three.safetensors", 3);
   const auto three = predict(fmt::format("--device cpu --weights {} --json {} {}",
                                          shell_quoted(dir / "three.safetensors"),
                                          shell_quoted(dir / "3.json"), shell_quoted(image)));
@@ -363,4 +380,103 @@ TEST_CASE("MNIST test digits: PNGs with --raw answer as the IDX file, and scans 
     REQUIRE(seen["predictions"][i]["logit"] == from_jpg["predictions"][i]["logit"]);
     REQUIRE(from_jpg["predictions"][i]["preprocessed"].is_string());
   }
+}
+
+TEST_CASE("A model of K classes answers with the most probable class, as train_gpu evaluated it",
+          "[cpu][app][predict][multiclass]") {
+  octa::test::TempDir dir("predict");
+  octa::test::write_three_classes(dir / "shapes", 640, 200);
+  const fs::path weights = dir / "k3.safetensors", metrics = dir / "k3.json";
+  const auto trained = run_command(
+      OCTA_TRAIN_GPU_EXE,
+      fmt::format("--device cpu --dataset idx --data-dir {} --task multiclass --epochs 1 --seed 3 "
+                  "--no-report --checkpoint {} --metrics-out {}",
+                  shell_quoted(dir / "shapes"), shell_quoted(weights), shell_quoted(metrics)));
+  INFO(trained.output);
+  REQUIRE(trained.exit_code == 0);
+  const double test_accuracy = read_json(metrics)["test"]["accuracy"].get<double>();
+
+  // The test split's IDX file, its labels found beside it: predict's accuracy is the evaluation's.
+  const fs::path images = dir / "shapes" / "shapes-test-images-idx3-ubyte";
+  const auto r =
+      predict(fmt::format("--device cpu --weights {} --json {} {}", shell_quoted(weights),
+                          shell_quoted(dir / "p.json"), shell_quoted(images)));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("runner-up") &&
+                           Catch::Contains("each the most probable of 3 classes") &&
+                           Catch::Contains("accuracy on the 200 labelled"));
+  const nlohmann::json j = read_json(dir / "p.json");
+  CHECK(j["task"] == "multiclass");
+  CHECK(j["num_classes"] == 3);
+  CHECK(j["class_names"] == nlohmann::json({"0", "1", "2"}));
+  REQUIRE(j["predictions"].size() == 200);
+  CHECK(j["summary"]["labelled"] == 200);
+  CHECK(j["summary"]["accuracy"].get<double>() == Approx(test_accuracy).margin(1e-12));
+  CHECK(test_accuracy > 0.9);  // the shapes are easy: a trained model, not chance (1/3)
+  std::vector<std::size_t> per_class(3, 0);
+  for (const auto& p : j["predictions"]) {
+    const auto probabilities = p["probabilities"].get<std::vector<double>>();
+    const auto logits = p["logits"].get<std::vector<float>>();
+    REQUIRE(probabilities.size() == 3);
+    REQUIRE(logits.size() == 3);
+    const auto k =
+        static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    CHECK(p["class"] == k);
+    CHECK(p["class_name"] == std::to_string(k));
+    CHECK(p["probability"].get<double>() == probabilities[k]);
+    CHECK(probabilities[0] + probabilities[1] + probabilities[2] == Approx(1.0).margin(1e-12));
+    // softmax: the probabilities' ratios are the exponentials of the logits' differences
+    CHECK(std::log(probabilities[0] / probabilities[1]) ==
+          Approx(static_cast<double>(logits[0]) - logits[1]).margin(1e-5));
+    ++per_class[k];
+  }
+  CHECK(j["summary"]["per_class"].get<std::vector<std::size_t>>() == per_class);
+
+  // The binary task's flags say why they do not apply.
+  for (const char* flag : {"--threshold 0.7", "--target-digit 1"}) {
+    const auto bad = predict(fmt::format("--device cpu {} --weights {} {}", flag,
+                                         shell_quoted(weights), shell_quoted(images)));
+    INFO(bad.output);
+    CHECK(bad.exit_code == 1);
+    CHECK_THAT(bad.output,
+               Catch::Contains(std::string(flag).substr(0, std::string(flag).find(' '))) &&
+                   Catch::Contains("answers 3 classes"));
+  }
+
+  // A PyTorch state_dict of nn.Linear(128, 10) (no octa metadata): ten classes from fc2's shape.
+  as_torch_state_dict(init_weights(dir / "ten.safetensors", octa::Arch::kA, 10),
+                      dir / "torch10.safetensors");
+  const auto torch = predict(fmt::format("--device cpu --weights {} --json {} {}",
+                                         shell_quoted(dir / "torch10.safetensors"),
+                                         shell_quoted(dir / "t.json"), shell_quoted(images)));
+  INFO(torch.output);
+  REQUIRE(torch.exit_code == 0);
+  const nlohmann::json t = read_json(dir / "t.json");
+  CHECK(t["num_classes"] == 10);
+  CHECK(t["predictions"][0]["probabilities"].size() == 10);
+}
+
+TEST_CASE("A binary model of a named class asks about it by name", "[cpu][app][predict]") {
+  octa::test::TempDir dir("predict");
+  const fs::path image = octa::test::write_bytes(dir / "ring.png", drawn_ring_png());
+  binary_checkpoint(dir / "bag.safetensors", 8,
+                    {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"});
+  const auto r = predict(fmt::format("--device cpu --weights {} --json {} {}",
+                                     shell_quoted(dir / "bag.safetensors"),
+                                     shell_quoted(dir / "bag.json"), shell_quoted(image)));
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.output, Catch::Contains("P(Bag)") && Catch::Contains("a Bag?"));
+  CHECK_THAT(r.output, !Catch::Contains("P(8)") && !Catch::Contains("an 8?"));
+  const nlohmann::json j = read_json(dir / "bag.json");
+  CHECK(j["task"] == "binary");
+  CHECK(j["target_digit"] == 8);
+  CHECK(j["target_class_name"] == "Bag");
+  const auto clash =
+      predict(fmt::format("--device cpu --target-digit 9 --weights {} {}",
+                          shell_quoted(dir / "bag.safetensors"), shell_quoted(image)));
+  CHECK(clash.exit_code == 1);
+  CHECK_THAT(clash.output, Catch::Contains("trained to recognise class 8 (Bag)"));
 }

@@ -1,21 +1,28 @@
 // tests/test_report.cpp: the report's arithmetic and its page, without a browser: ROC/PR curves and
 // their areas against independent computations, thresholds in logit space, the best-F1 cut, the
 // validation hold-out, the threshold choice never touching the test split, the JSON blocks naming
-// their split, and a rendered page whose every keyed figure equals the metrics JSON.
+// their split, and a rendered page whose every keyed figure equals the metrics JSON; a binary run
+// of a named class (Fashion-MNIST's Bag) worded by its name; the K-class page (K = 3 and 10): its
+// per-class rows and KxK confusion matrix in place and equal to the metrics JSON, its most
+// confident mistakes.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <regex>
 #include <set>
 
 #include "engine/core/philox.hpp"
+#include "engine/data/datasets.hpp"
 #include "engine/data/holdout.hpp"
+#include "engine/report/class_report.hpp"
 #include "engine/report/curves.hpp"
 #include "engine/report/evaluation.hpp"
 #include "engine/report/html.hpp"
 #include "engine/report/run_report.hpp"
 #include "engine/train/metrics.hpp"
+#include "engine/train/multiclass_metrics.hpp"
 #include "tests/support/report_numbers.hpp"
 #include "tests/support/synthetic.hpp"
 
@@ -46,6 +53,117 @@ std::vector<float> logits_for(const octa::data::Split& s, std::uint64_t seed, do
         static_cast<float>((label == 8 ? margin : -margin) + noise * (rng.next_uniform01() - 0.5)));
   }
   return l;
+}
+
+// A binary run's test and validation splits and their evaluations (scores from logits_for).
+struct BinaryCase {
+  octa::data::Split test_split, val_split;
+  r::SplitEvaluation test, val;
+};
+BinaryCase binary_case(std::uint64_t seed) {
+  BinaryCase c;
+  c.test_split = octa::test::synthetic_split(600, seed);
+  c.val_split = octa::test::synthetic_split(200, seed + 1);
+  c.val = r::evaluate_split(r::kValidationSplit, logits_for(c.val_split, seed + 2, 1.5, 4.0),
+                            c.val_split, 8);
+  c.test = r::evaluate_split(r::kTestSplit, logits_for(c.test_split, seed + 3, 1.5, 4.0),
+                             c.test_split, 8);
+  return c;
+}
+
+// A binary run's page as HTML.
+std::string render_binary(const nlohmann::json& m, const r::SplitEvaluation& test,
+                          const r::SplitEvaluation& val, const octa::data::Split& test_images) {
+  r::RunReportInputs in;
+  in.metrics = &m;
+  in.test = &test;
+  in.validation = &val;
+  in.test_images = &test_images;
+  in.made_by = "test";
+  return r::render_html(r::build_run_page(in));
+}
+
+// The metrics JSON of a binary run as train_gpu writes it, less the evaluation blocks.
+nlohmann::json binary_run_json() {
+  return {{"device", "cpu (2 threads)"},
+          {"model", "A"},
+          {"trainable_parameters", 420481},
+          {"config",
+           {{"epochs", 2},
+            {"batch_size", 64},
+            {"test_batch_size", 1000},
+            {"lr", 0.001},
+            {"optimizer", "adam"},
+            {"seed", 3},
+            {"target_digit", 8},
+            {"pos_weight", 1.0},
+            {"train_images", 5000},
+            {"test_images", 600},
+            {"val_size", 200},
+            {"validation_images", 200},
+            {"data_dir", "/data"},
+            {"run_id", "abc"}}},
+          {"epochs",
+           {{{"epoch", 1},
+             {"mean_loss", 0.21},
+             {"seconds", 3.5},
+             {"images_per_second", 1428.6},
+             {"test_accuracy", 0.95}},
+            {{"epoch", 2},
+             {"mean_loss", 0.09},
+             {"seconds", 3.25},
+             {"images_per_second", 1538.5},
+             {"test_accuracy", 0.97}}}},
+          {"timings", {{"train_seconds", 6.75}, {"total_seconds", 9.0}}},
+          {"checkpoint", "runs/model_a.safetensors"}};
+}
+
+// The text a reader sees: every text node of the page outside <style>, tags removed.
+std::vector<std::string> visible_text(const std::string& html) {
+  const std::size_t body = html.find("<body>");
+  const std::string page = html.substr(body == std::string::npos ? 0 : body);
+  std::vector<std::string> out;
+  const std::regex node(">([^<]+)<");
+  for (auto it = std::sregex_iterator(page.begin(), page.end(), node); it != std::sregex_iterator();
+       ++it) {
+    out.push_back((*it)[1].str());
+  }
+  return out;
+}
+
+// A split of K classes (labels 0..K-1) and logits for it: the true class leads by a margin, except
+// that about one image in five is taken for the next class, with noise that lets a few be taken
+// for any other.
+void k_class_case(int k, int n, std::uint64_t seed, octa::data::Split& split,
+                  std::vector<float>& logits, std::vector<float>& targets) {
+  split = octa::test::synthetic_split(n, seed);
+  octa::PhiloxStream rng(seed, 9);
+  logits.assign(static_cast<std::size_t>(n) * static_cast<std::size_t>(k), 0.0f);
+  targets.clear();
+  for (int i = 0; i < n; ++i) {
+    const int y = static_cast<int>(rng.next_below(static_cast<std::uint32_t>(k)));
+    split.labels[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(y);
+    targets.push_back(static_cast<float>(y));
+    const int lead = rng.next_below(5) == 0 ? (y + 1) % k : y;
+    for (int c = 0; c < k; ++c) {
+      logits[static_cast<std::size_t>(i * k + c)] =
+          static_cast<float>((c == lead ? 2.0 : 0.0) + 3.0 * (rng.next_uniform01() - 0.5));
+    }
+  }
+}
+
+nlohmann::json class_run_json(int k, const std::vector<std::string>& names, const char* dataset) {
+  nlohmann::json m = binary_run_json();
+  m["config"].erase("target_digit");
+  m["config"].erase("pos_weight");
+  m["config"]["task"] = "multiclass";
+  m["config"]["dataset"] = dataset;
+  m["config"]["num_classes"] = k;
+  m["config"]["class_names"] = names;
+  m["config"]["label_smoothing"] = 0.05;
+  m["config"]["class_weights"] = std::vector<double>(static_cast<std::size_t>(k), 1.0);
+  m["trainable_parameters"] = 420481 + 129 * (k - 1);
+  return m;
 }
 
 }  // namespace
@@ -235,45 +353,9 @@ TEST_CASE("A run's page is self-contained and every figure on it equals the metr
       r::evaluate_split(r::kValidationSplit, logits_for(val_split, 4, 1.5, 4.0), val_split, 8);
   const auto test =
       r::evaluate_split(r::kTestSplit, logits_for(test_split, 5, 1.5, 4.0), test_split, 8);
-  nlohmann::json m = {{"device", "cpu (2 threads)"},
-                      {"model", "A"},
-                      {"trainable_parameters", 420481},
-                      {"config",
-                       {{"epochs", 2},
-                        {"batch_size", 64},
-                        {"test_batch_size", 1000},
-                        {"lr", 0.001},
-                        {"optimizer", "adam"},
-                        {"seed", 3},
-                        {"target_digit", 8},
-                        {"pos_weight", 1.0},
-                        {"train_images", 5000},
-                        {"test_images", 600},
-                        {"val_size", 200},
-                        {"validation_images", 200},
-                        {"data_dir", "/data"},
-                        {"run_id", "abc"}}},
-                      {"epochs",
-                       {{{"epoch", 1},
-                         {"mean_loss", 0.21},
-                         {"seconds", 3.5},
-                         {"images_per_second", 1428.6},
-                         {"test_accuracy", 0.95}},
-                        {{"epoch", 2},
-                         {"mean_loss", 0.09},
-                         {"seconds", 3.25},
-                         {"images_per_second", 1538.5},
-                         {"test_accuracy", 0.97}}}},
-                      {"timings", {{"train_seconds", 6.75}, {"total_seconds", 9.0}}},
-                      {"checkpoint", "runs/model_a.safetensors"}};
+  nlohmann::json m = binary_run_json();
   m.update(r::evaluation_json(test, &val));
-  r::RunReportInputs in;
-  in.metrics = &m;
-  in.test = &test;
-  in.validation = &val;
-  in.test_images = &test_split;
-  in.made_by = "test";
-  const std::string html = r::render_html(r::build_run_page(in));
+  const std::string html = render_binary(m, test, val, test_split);
 
   // Self-contained: no script, nothing fetched, a policy that forbids fetching.
   CHECK_THAT(html, Catch::Contains("Content-Security-Policy") &&
@@ -307,4 +389,184 @@ TEST_CASE("A run's page is self-contained and every figure on it equals the metr
   nlohmann::json wrong = m;
   wrong["test"]["accuracy"] = m["test"]["accuracy"].get<double>() + 0.001;
   CHECK_FALSE(octa::test::check_figures(wrong, figures).empty());
+}
+
+TEST_CASE("A binary run of a named class is worded by its name: Bag and not-Bag, never 8 or digit",
+          "[cpu][report]") {
+  const BinaryCase bag = binary_case(31);
+  const auto &test = bag.test, &val = bag.val;
+  const auto& test_split = bag.test_split;
+  // Fashion-MNIST's class 8 against the rest, as train_gpu --target-class Bag records it.
+  nlohmann::json m = binary_run_json();
+  m["config"]["dataset"] = "fashion-mnist";
+  m["config"]["task"] = "binary";
+  m["config"]["target_class"] = "Bag";
+  std::vector<std::string> names(octa::data::kFashionMnistClasses.begin(),
+                                 octa::data::kFashionMnistClasses.end());
+  m["config"]["class_names"] = names;
+  m.update(r::evaluation_json(test, &val));
+  const std::string html = render_binary(m, test, val, test_split);
+
+  CHECK_THAT(html, Catch::Contains("<title>Is it a Bag?</title>"));
+  for (const char* want :
+       {"predicted Bag", "actual not-Bag", "predicted not-Bag", "Called a Bag, but are not",
+        "Bag images the model missed", "calling a Bag", "Fashion-MNIST test split (600 images)",
+        "of the images called Bag", "of the Bag images found", "Misclassified test images",
+        "the image is a Bag", "target class"}) {
+    INFO(want);
+    CHECK_THAT(html, Catch::Contains(want));
+  }
+  // Every piece of text with a letter in it: no "digit", no 8 standing for the class ("an 8",
+  // "not 8", "label 8", "8s", ...; figures such as 0.8123, "8 of 8" or #8 are numbers).
+  const std::regex eight(
+      R"((\b(a|an|not|label|predicted|actual|called|calling|digit)[ -]8\b)|\b8s\b|"8"|&quot;8&quot;)");
+  std::size_t words = 0;
+  for (const std::string& t : visible_text(html)) {
+    if (std::none_of(t.begin(), t.end(),
+                     [](char c) { return std::isalpha(static_cast<unsigned char>(c)); })) {
+      continue;
+    }
+    ++words;
+    INFO("text: '" << t << "'");
+    CHECK_THAT(t, !Catch::Contains("digit", Catch::CaseSensitive::No));
+    CHECK_THAT(t, !Catch::Contains("MNIST test") || Catch::Contains("Fashion-MNIST test"));
+    CHECK_FALSE(std::regex_search(t, eight));
+  }
+  CHECK(words > 100);
+  // The tiles name the image's class, not its label's number.
+  CHECK_THAT(html, Catch::Contains("label Trouser") || Catch::Contains("label Sandal"));
+  // Every figure still equals the JSON.
+  const auto figures = octa::test::keyed_figures_in_html(html);
+  const auto bad = octa::test::check_figures(m, figures);
+  for (const auto& b : bad) INFO(b);
+  CHECK(bad.empty());
+
+  // The MNIST run keeps the tutorial's words (the regex catches them).
+  nlohmann::json digits = binary_run_json();
+  digits.update(r::evaluation_json(test, &val));
+  const std::string mnist = render_binary(digits, test, val, test_split);
+  CHECK_THAT(mnist,
+             Catch::Contains("<title>Is it an 8?</title>") && Catch::Contains("predicted not 8") &&
+                 Catch::Contains("8s the model missed") && Catch::Contains("MNIST test split"));
+  bool seen_eight = false;
+  for (const std::string& t : visible_text(mnist))
+    seen_eight = seen_eight || std::regex_search(t, eight);
+  CHECK(seen_eight);
+}
+
+TEST_CASE("r::most_confident_errors: argmax, softmax probability, most confident first",
+          "[cpu][report][multiclass]") {
+  // Three images of three classes: right; taken for class 2 with p = e^2 / (1 + 1 + e^2); taken
+  // for class 0 with a smaller lead, so it comes second.
+  const std::vector<float> logits{3, 0, 0, 0, 0, 2, 1, 0, 0};
+  const std::vector<std::uint8_t> labels{0, 1, 2};
+  const auto e = r::most_confident_errors(logits, labels, 3, 10);
+  REQUIRE(e.size() == 2);
+  CHECK(e[0].index == 1);
+  CHECK(e[0].actual == 1);
+  CHECK(e[0].predicted == 2);
+  CHECK(e[0].probability == Approx(std::exp(2.0) / (2.0 + std::exp(2.0))));
+  CHECK(e[1].index == 2);
+  CHECK(e[1].predicted == 0);
+  CHECK(e[1].probability == Approx(std::exp(1.0) / (std::exp(1.0) + 2.0)));
+  CHECK(r::most_confident_errors(logits, labels, 3, 1).size() == 1);
+  CHECK_THROWS_WITH(r::most_confident_errors(logits, labels, 4, 1), Catch::Contains("9 logits"));
+  CHECK_THROWS_WITH(r::most_confident_errors(logits, std::vector<std::uint8_t>{0, 1, 3}, 3, 1),
+                    Catch::Contains("label 3"));
+}
+
+TEST_CASE(
+    "The K-class page (K = 3 and 10): per-class rows and the KxK confusion matrix in place "
+    "and equal to the metrics JSON, the most confident mistakes shown",
+    "[cpu][report][multiclass]") {
+  for (const int k : {3, 10}) {
+    INFO("K = " << k);
+    std::vector<std::string> names;
+    if (k == 10) {
+      names.assign(octa::data::kFashionMnistClasses.begin(),
+                   octa::data::kFashionMnistClasses.end());
+    } else {
+      names = {"0", "1", "2"};
+    }
+    octa::data::Split test_split, val_split;
+    std::vector<float> logits, targets, val_logits, val_targets;
+    k_class_case(k, 700, 40 + static_cast<std::uint64_t>(k), test_split, logits, targets);
+    k_class_case(k, 200, 50 + static_cast<std::uint64_t>(k), val_split, val_logits, val_targets);
+    nlohmann::json m = class_run_json(k, names, k == 10 ? "fashion-mnist" : "idx");
+    const octa::MulticlassMetrics metrics =
+        octa::compute_multiclass_metrics(logits, targets, k, names);
+    m["test"] = octa::to_json(metrics);
+    m["validation"] =
+        octa::to_json(octa::compute_multiclass_metrics(val_logits, val_targets, k, names));
+    r::ClassReportInputs in;
+    in.metrics = &m;
+    in.test_logits = logits;
+    in.test_images = &test_split;
+    in.made_by = "test";
+    const std::string html = r::render_html(r::build_class_page(in));
+
+    // Self-contained, like the binary page.
+    CHECK_THAT(html, Catch::Contains("default-src 'none'; img-src data:") &&
+                         !Catch::Contains("<script") && !Catch::Contains("http://") &&
+                         !Catch::Contains("https://"));
+    CHECK_THAT(html, Catch::Contains(k == 10 ? "<title>Which class is it?</title>"
+                                             : "<title>Which class is it?</title>"));
+    CHECK_THAT(html, Catch::Contains("Top-2 accuracy") && Catch::Contains("Macro-F1") &&
+                         Catch::Contains("Training loss") &&
+                         Catch::Contains("Test accuracy per epoch"));
+    // Every keyed figure equals the JSON, each one a reader needs is on the page, the matrix has
+    // the names along both axes and count (a, p) in row a and column p, the table per class one
+    // row per class in order.
+    const auto bad =
+        octa::test::check_class_page(m, html, octa::test::keyed_figures_in_html(html), true);
+    for (const auto& b : bad) INFO(b);
+    CHECK(bad.empty());
+    // The checks can fail: a matrix with two cells swapped, a class's recall changed.
+    nlohmann::json wrong = m;
+    std::swap(wrong["test"]["confusion_matrix"]["counts"][0][1],
+              wrong["test"]["confusion_matrix"]["counts"][1][0]);
+    REQUIRE(wrong != m);
+    CHECK_FALSE(octa::test::check_confusion_grid(html, wrong).empty());
+    nlohmann::json recall = m;
+    recall["test"]["classes"][k - 1]["recall"] = metrics.per_class.back().recall + 0.01;
+    CHECK_FALSE(octa::test::check_class_rows(html, recall).empty());
+    CHECK(octa::test::check_confusion_grid(html, recall).empty());
+
+    // The gallery: the mistakes, most confident first, with true and predicted class names,
+    // found here independently (argmax, then softmax in double).
+    struct Wrong {
+      double p;
+      int index, actual, predicted;
+    };
+    std::vector<Wrong> wrongs;
+    for (int i = 0; i < test_split.count; ++i) {
+      const float* z = logits.data() + static_cast<std::size_t>(i * k);
+      const int top = static_cast<int>(std::max_element(z, z + k) - z);
+      const int y = test_split.labels[static_cast<std::size_t>(i)];
+      if (top == y) continue;
+      double sum = 0;
+      for (int c = 0; c < k; ++c) sum += std::exp(static_cast<double>(z[c]) - z[top]);
+      wrongs.push_back({1.0 / sum, i, y, top});
+    }
+    REQUIRE(wrongs.size() > 20);
+    std::stable_sort(wrongs.begin(), wrongs.end(),
+                     [](const Wrong& a, const Wrong& b) { return a.p > b.p; });
+    const std::regex tile(
+        R"(<div class="tile"><img [^>]*><span class="p">p ([0-9.]+)</span><span class="b bad">([^<]*)</span><br><span class="d">true ([^<]*)</span><br><span class="n">#([0-9]+)</span></div>)");
+    std::vector<std::smatch> tiles;
+    for (auto it = std::sregex_iterator(html.begin(), html.end(), tile);
+         it != std::sregex_iterator(); ++it) {
+      tiles.push_back(*it);
+    }
+    REQUIRE(tiles.size() == std::min<std::size_t>(120, wrongs.size()));
+    CHECK_THAT(html, Catch::Contains(fmt::format("{} in all", wrongs.size())));
+    for (std::size_t t = 0; t < tiles.size(); t += 7) {
+      INFO("tile " << t);
+      const Wrong& w = wrongs[t];
+      CHECK(std::stoi(tiles[t][4].str()) == w.index);
+      CHECK(tiles[t][2].str() == r::html_escape(names[static_cast<std::size_t>(w.predicted)]));
+      CHECK(tiles[t][3].str() == r::html_escape(names[static_cast<std::size_t>(w.actual)]));
+      CHECK(std::stod(tiles[t][1].str()) == Approx(w.p).margin(0.0005));
+    }
+  }
 }

@@ -2,7 +2,8 @@
 // checkpoint with every split named (--val-size held out, the same on --resume), remade later by
 // octa_report from the metrics JSON and checkpoint with the same figures, and opened in a real
 // headless Chromium: no console errors, no request leaving the page, a screenshot that is not
-// blank, and every figure shown equal to the metrics JSON.
+// blank, and every figure shown equal to the metrics JSON. The same for the K-class report of
+// --task multiclass: a synthetic three-class IDX dataset the test writes, and MNIST's ten digits.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "tests/support/run_command.hpp"
 #include "tests/support/skip.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/three_classes.hpp"
 
 namespace fs = std::filesystem;
 using octa::test::run_command;
@@ -76,7 +78,157 @@ std::string find_chromium() {
   return "";
 }
 
+// What headless Chromium saw of a page (tests/python/report_browser.py's result), its screenshot
+// beside it as <tag>.png.
+nlohmann::json open_in_browser(const std::string& chromium, const fs::path& html,
+                               const fs::path& dir, const std::string& tag) {
+  const std::string driver = std::string(OCTA_SOURCE_DIR) + "/tests/python/report_browser.py";
+  const fs::path shot = dir / (tag + ".png"), result = dir / (tag + ".json");
+  const auto b = run_command(
+      OCTA_PYTHON, fmt::format("{} --chromium {} --html {} --screenshot {} "
+                               "--result {}",
+                               shell_quoted(driver), shell_quoted(chromium), shell_quoted(html),
+                               shell_quoted(shot), shell_quoted(result)));
+  INFO(b.output);
+  REQUIRE(b.exit_code == 0);
+  return read_json(result);
+}
+
+// The page loaded cleanly (no console message, no uncaught exception, no error logged: a CSP
+// violation would be one), asked for nothing but itself and its data: images, and decoded them.
+void check_loaded_cleanly(const nlohmann::json& seen, const fs::path& page) {
+  CHECK(seen["console"].empty());
+  CHECK(seen["exceptions"].empty());
+  for (const auto& e : seen["log"]) CHECK(e["level"] != "error");
+  const std::string self = "file://" + fs::absolute(page).string();
+  for (const auto& url : seen["requests"]) {
+    const std::string u = url.get<std::string>();
+    INFO(u.substr(0, 80));
+    CHECK((u == self || u.starts_with("data:")));
+  }
+  CHECK(seen["images_total"].get<int>() > 0);
+  CHECK(seen["images_loaded"] == seen["images_total"]);
+}
+
+// A short --task multiclass run on the CPU path with its report: K = 3 on the synthetic shapes
+// (written into dir), K = 10 on the real MNIST at `mnist`. Files: dir/k<K>.{safetensors,json,
+// report.html}.
+octa::test::CommandResult train_classes(const octa::test::TempDir& dir, int k,
+                                        const fs::path& mnist = {}) {
+  std::string data;
+  if (k == 3) {
+    fs::create_directories(dir / "shapes");
+    octa::test::write_three_classes(dir / "shapes", 640, 200);
+    data = fmt::format("--dataset idx --data-dir {}", shell_quoted(dir / "shapes"));
+  } else {
+    data = fmt::format("--data-dir {} --max-train 640 --max-test 500", shell_quoted(mnist));
+  }
+  return run_command(OCTA_TRAIN_GPU_EXE,
+                     fmt::format("--device cpu --no-download {} --task multiclass --epochs 1 "
+                                 "--val-size 100 --seed 5 --checkpoint {} --metrics-out {}",
+                                 data, shell_quoted(dir / fmt::format("k{}.safetensors", k)),
+                                 shell_quoted(dir / fmt::format("k{}.json", k))));
+}
+
+// The K-class page against its metrics JSON (report_numbers.hpp's check_class_page).
+void check_class_page(const nlohmann::json& m, const std::string& html,
+                      const std::vector<octa::test::ShownFigure>& figures) {
+  const auto bad = octa::test::check_class_page(m, html, figures, true);
+  for (const auto& b : bad) INFO(b);
+  CHECK(bad.empty());
+}
+
+// train_gpu writes the K-class report beside the checkpoint; octa_report remakes it with the same
+// figures.
+void check_class_report_app(int k, const fs::path& mnist = {}) {
+  octa::test::TempDir dir("classreport");
+  const auto r = train_classes(dir, k, mnist);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const fs::path page = dir / fmt::format("k{}.report.html", k);
+  REQUIRE(fs::exists(page));
+  CHECK_THAT(r.output, Catch::Contains("report: " + page.string()));
+  const auto m = read_json(dir / fmt::format("k{}.json", k));
+  REQUIRE(m["test"]["num_classes"] == k);
+  CHECK(m["report"] == page.string());
+  CHECK(m["epochs"][0].contains("test_accuracy"));
+  CHECK(m["validation"]["count"] == 100);
+  const std::string html = read_text(page);
+  CHECK_THAT(html, Catch::Contains(fmt::format("{} x {} confusion matrix", k, k)) &&
+                       Catch::Contains(k == 10 ? "Which digit is it?" : "Which class is it?") &&
+                       Catch::Contains("The most confident mistakes"));
+  check_class_page(m, html, octa::test::keyed_figures_in_html(html));
+
+  const auto again =
+      run_command(OCTA_REPORT_EXE, fmt::format("{} -o {} --device cpu",
+                                               shell_quoted(dir / fmt::format("k{}.json", k)),
+                                               shell_quoted(dir / "again.html")));
+  INFO(again.output);
+  REQUIRE(again.exit_code == 0);
+  CHECK_THAT(again.output, !Catch::Contains("Re-evaluated"));  // the same device: no drift
+  const std::string remade = read_text(dir / "again.html");
+  CHECK(octa::test::keyed_figures_in_html(remade) == octa::test::keyed_figures_in_html(html));
+  check_class_page(m, remade, octa::test::keyed_figures_in_html(remade));
+}
+
+// The K-class report in headless Chromium.
+void check_class_report_browser(int k, const fs::path& mnist = {}) {
+  const std::string chromium = find_chromium();
+  if (chromium.empty()) {
+    OCTA_SKIP(
+        "no Chromium on PATH (scripts/setup.sh installs Debian's chromium; or set "
+        "$OCTA_CHROMIUM)");
+  }
+  if (std::string(OCTA_PYTHON).empty()) {
+    OCTA_SKIP("no Python 3 found at configure time (it drives Chromium)");
+  }
+  octa::test::TempDir dir("classbrowser");
+  const auto r = train_classes(dir, k, mnist);
+  INFO(r.output);
+  REQUIRE(r.exit_code == 0);
+  const fs::path page = dir / fmt::format("k{}.report.html", k);
+  const auto seen = open_in_browser(chromium, page, dir.path(), "report");
+  INFO(seen.dump(1).substr(0, 4000));
+  check_loaded_cleanly(seen, page);
+  CHECK(seen["title"] == (k == 10 ? "Which digit is it?" : "Which class is it?"));
+  const auto shot = octa::predict::read_image(dir / "report.png");
+  CHECK(shot.width == 1280);
+  CHECK(shot.height > 2000);
+  // What the browser shows (its DOM text) equals the metrics JSON, figure by figure.
+  std::vector<octa::test::ShownFigure> figures;
+  for (const auto& kv : seen["keys"]) figures.emplace_back(kv[0], kv[1]);
+  check_class_page(read_json(dir / fmt::format("k{}.json", k)), "", figures);
+}
+
 }  // namespace
+
+TEST_CASE(
+    "train_gpu --task multiclass writes the K-class report and octa_report remakes it: "
+    "three synthetic classes",
+    "[cpu][app][report][multiclass]") {
+  check_class_report_app(3);
+}
+
+TEST_CASE(
+    "train_gpu --task multiclass writes the K-class report and octa_report remakes it: "
+    "MNIST's ten digits",
+    "[cpu][app][report][multiclass][real]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  check_class_report_app(10, *data);
+}
+
+TEST_CASE("The K-class report in headless Chromium: three synthetic classes",
+          "[cpu][app][report][multiclass][browser]") {
+  check_class_report_browser(3);
+}
+
+TEST_CASE("The K-class report in headless Chromium: MNIST's ten digits",
+          "[cpu][app][report][multiclass][real][browser]") {
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  check_class_report_browser(10, *data);
+}
 
 TEST_CASE("train_gpu --val-size writes a report and metrics JSON that name every split",
           "[cpu][app][report][real]") {
@@ -193,42 +345,16 @@ TEST_CASE(
   }
   const std::string python = OCTA_PYTHON;
   if (python.empty()) OCTA_SKIP("no Python 3 found at configure time (it drives Chromium)");
-  const std::string driver = std::string(OCTA_SOURCE_DIR) + "/tests/python/report_browser.py";
   octa::test::TempDir dir("browser");
   const auto r = train(*data, dir, "--max-train 640 --epochs 2 --val-size 300");
   INFO(r.output);
   REQUIRE(r.exit_code == 0);
 
-  const auto open_in_browser = [&](const fs::path& html, const std::string& tag) {
-    const fs::path shot = dir / (tag + ".png"), result = dir / (tag + ".json");
-    const auto b = run_command(
-        python, fmt::format("{} --chromium {} --html {} --screenshot {} "
-                            "--result {}",
-                            shell_quoted(driver), shell_quoted(chromium), shell_quoted(html),
-                            shell_quoted(shot), shell_quoted(result)));
-    INFO(b.output);
-    REQUIRE(b.exit_code == 0);
-    return read_json(result);
-  };
-
   const fs::path page = dir / "m.report.html";
-  const auto seen = open_in_browser(page, "report");
+  const auto seen = open_in_browser(chromium, page, dir.path(), "report");
   INFO(seen.dump(1).substr(0, 4000));
-  // Loads cleanly: no console message, no uncaught exception, no error or warning logged
-  // (a CSP violation would be one).
-  CHECK(seen["console"].empty());
-  CHECK(seen["exceptions"].empty());
-  for (const auto& e : seen["log"]) CHECK(e["level"] != "error");
+  check_loaded_cleanly(seen, page);
   CHECK(seen["title"] == "Is it an 8?");
-  // Nothing requested but the page itself and its inline data: images.
-  const std::string self = "file://" + fs::absolute(page).string();
-  for (const auto& url : seen["requests"]) {
-    const std::string u = url.get<std::string>();
-    INFO(u.substr(0, 80));
-    CHECK((u == self || u.starts_with("data:")));
-  }
-  CHECK(seen["images_total"].get<int>() > 0);
-  CHECK(seen["images_loaded"] == seen["images_total"]);
   // The screenshot is a page, not a blank: many colours, light background, real contrast.
   const auto shot = octa::predict::read_image(dir / "report.png");
   CHECK(shot.width == 1280);
@@ -261,14 +387,14 @@ TEST_CASE(
       << "<!DOCTYPE html><html><head><meta http-equiv=\"Content-Security-Policy\" "
          "content=\"default-src 'none'; img-src data:\"><title>t</title></head><body>"
          "<img src=\"http://127.0.0.1:9/x.png\"></body></html>";
-  const auto csp = open_in_browser(dir / "leaky_csp.html", "leaky_csp");
+  const auto csp = open_in_browser(chromium, dir / "leaky_csp.html", dir.path(), "leaky_csp");
   bool reported = false;
   for (const auto& e : csp["log"]) reported = reported || e["level"] == "error";
   for (const auto& e : csp["console"]) reported = reported || e["type"] == "error";
   CHECK(reported);
   std::ofstream(dir / "leaky.html") << "<!DOCTYPE html><html><head><title>t</title></head><body>"
                                        "<img src=\"http://127.0.0.1:9/x.png\"></body></html>";
-  const auto leaky = open_in_browser(dir / "leaky.html", "leaky");
+  const auto leaky = open_in_browser(chromium, dir / "leaky.html", dir.path(), "leaky");
   bool requested = false;
   for (const auto& url : leaky["requests"]) {
     requested = requested || url.get<std::string>().starts_with("http://127.0.0.1:9/");

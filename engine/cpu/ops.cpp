@@ -261,36 +261,46 @@ void conv3x3_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, 
 template <class T>
 void batchnorm_forward_train(T* out, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
                              const T* in, const T* gamma, const T* beta, int N, int C, int HW,
-                             T eps, T momentum) {
+                             T eps, T momentum, const BatchNormRanks* ranks) {
   const char* op = "batchnorm_forward_train";
   check_positive(op, "N", N);
   check_positive(op, "C", C);
   check_positive(op, "HW", HW);
-  const std::size_t M = sz(N) * sz(HW);
-  // PyTorch refuses this too: the unbiased variance of one value is undefined.
-  OCTA_CHECK(M > 1, "{}: N * H * W = {} must exceed 1 per channel in training mode", op, M);
   OCTA_CHECK(eps >= T(0), "{}: eps = {} must be non-negative", op, eps);
   OCTA_CHECK(momentum >= T(0) && momentum <= T(1), "{}: momentum = {} must be in [0, 1]", op,
              momentum);
   const double m = static_cast<double>(momentum);
-  const double count = static_cast<double>(M);
+  const auto channel = [&](int n, int c) { return in + (sz(n) * sz(C) + sz(c)) * sz(HW); };
 
+  // Per channel the sum of x, then the element count; with ranks, the global batch's.
+  std::vector<double> sums(sz(C) + 1, 0.0);
   for (int c = 0; c < C; ++c) {
-    double sum = 0.0;
+    for (int n = 0; n < N; ++n) sums[sz(c)] += sum_double(channel(n, c), sz(HW));
+  }
+  sums[sz(C)] = static_cast<double>(sz(N) * sz(HW));
+  if (ranks != nullptr) ranks->allreduce_sum(sums.data(), sums.size());
+  const double count = sums[sz(C)];
+  // PyTorch refuses this too: the unbiased variance of one value is undefined.
+  OCTA_CHECK(count > 1.0, "{}: N * H * W = {} must exceed 1 per channel in training mode", op,
+             count);
+
+  // Then the sum of (x - mean)^2 about that mean: two passes, no cancellation when |mean| >> std.
+  std::vector<double> sq(sz(C), 0.0);
+  for (int c = 0; c < C; ++c) {
+    const double mean = sums[sz(c)] / count;
     for (int n = 0; n < N; ++n) {
-      const T* x = in + (sz(n) * sz(C) + sz(c)) * sz(HW);
-      sum += sum_double(x, sz(HW));
-    }
-    const double mean = sum / count;
-    double sq = 0.0;  // two passes: no cancellation when |mean| >> std
-    for (int n = 0; n < N; ++n) {
-      const T* x = in + (sz(n) * sz(C) + sz(c)) * sz(HW);
+      const T* x = channel(n, c);
       for (int p = 0; p < HW; ++p) {
         const double d = static_cast<double>(x[p]) - mean;
-        sq += d * d;
+        sq[sz(c)] += d * d;
       }
     }
-    const double var_biased = sq / count;
+  }
+  if (ranks != nullptr) ranks->allreduce_sum(sq.data(), sq.size());
+
+  for (int c = 0; c < C; ++c) {
+    const double mean = sums[sz(c)] / count;
+    const double var_biased = sq[sz(c)] / count;
     const double invstd = 1.0 / std::sqrt(var_biased + static_cast<double>(eps));
     const double g = static_cast<double>(gamma[c]), bt = static_cast<double>(beta[c]);
     for (int n = 0; n < N; ++n) {
@@ -307,7 +317,7 @@ void batchnorm_forward_train(T* out, T* save_mean, T* save_invstd, T* running_me
       running_mean[c] = static_cast<T>((1.0 - m) * static_cast<double>(running_mean[c]) + m * mean);
     }
     if (running_var != nullptr) {
-      const double var_unbiased = sq / (count - 1.0);
+      const double var_unbiased = sq[sz(c)] / (count - 1.0);
       running_var[c] =
           static_cast<T>((1.0 - m) * static_cast<double>(running_var[c]) + m * var_unbiased);
     }
@@ -340,13 +350,15 @@ void batchnorm_forward_eval(T* out, const T* in, const T* gamma, const T* beta,
 
 template <class T>
 void batchnorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in, const T* save_mean,
-                        const T* save_invstd, const T* gamma, int N, int C, int HW) {
+                        const T* save_invstd, const T* gamma, int N, int C, int HW,
+                        const BatchNormRanks* ranks) {
   const char* op = "batchnorm_backward";
   check_positive(op, "N", N);
   check_positive(op, "C", C);
   check_positive(op, "HW", HW);
-  const double count = static_cast<double>(sz(N) * sz(HW));
 
+  // Per channel the sums of dy and of dy * xhat (dbeta and dgamma), then the element count.
+  std::vector<double> sums(2 * sz(C) + 1, 0.0);
   for (int c = 0; c < C; ++c) {
     const double mean = static_cast<double>(save_mean[c]);
     const double invstd = static_cast<double>(save_invstd[c]);
@@ -361,10 +373,30 @@ void batchnorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in,
     }
     dbeta[c] = static_cast<T>(sum_dy);
     dgamma[c] = static_cast<T>(sum_dy_xhat);
-    if (din == nullptr) continue;
+    sums[sz(c)] = sum_dy;
+    sums[sz(C) + sz(c)] = sum_dy_xhat;
+  }
+  if (din == nullptr) return;  // no input gradient: nothing to reduce (on every rank alike)
+  sums[2 * sz(C)] = static_cast<double>(sz(N) * sz(HW));
+  // With ranks: each rank's dy is its share's mean loss's, 1 / weight times the global loss's, so
+  // the sums are weighted before they are added up and the global means unweighted after.
+  const double weight = ranks != nullptr ? ranks->weight : 1.0;
+  if (ranks != nullptr) {
+    for (std::size_t i = 0; i < 2 * sz(C); ++i) sums[i] *= weight;
+    ranks->allreduce_sum(sums.data(), sums.size());
+  }
+  const double count = sums[2 * sz(C)];
+
+  for (int c = 0; c < C; ++c) {
+    const double mean = static_cast<double>(save_mean[c]);
+    const double invstd = static_cast<double>(save_invstd[c]);
     // d/dx of gamma * xhat + beta through the batch mean and variance.
     const double scale = static_cast<double>(gamma[c]) * invstd;
-    const double mean_dy = sum_dy / count, mean_dy_xhat = sum_dy_xhat / count;
+    double mean_dy = sums[sz(c)] / count, mean_dy_xhat = sums[sz(C) + sz(c)] / count;
+    if (ranks != nullptr) {
+      mean_dy /= weight;
+      mean_dy_xhat /= weight;
+    }
     for (int n = 0; n < N; ++n) {
       const std::size_t base = (sz(n) * sz(C) + sz(c)) * sz(HW);
       for (int p = 0; p < HW; ++p) {
@@ -645,11 +677,11 @@ double softmax_cross_entropy(T* dlogits, const T* logits, const T* targets, int 
   template void conv3x3_backward<T>(T*, T*, T*, const T*, const T*, const T*, int, int, int, int,  \
                                     int);                                                          \
   template void batchnorm_forward_train<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*, int,  \
-                                           int, int, T, T);                                        \
+                                           int, int, T, T, const BatchNormRanks*);                 \
   template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*,    \
                                           int, int, int, T);                                       \
   template void batchnorm_backward<T>(T*, T*, T*, const T*, const T*, const T*, const T*,          \
-                                      const T*, int, int, int);                                    \
+                                      const T*, int, int, int, const BatchNormRanks*);             \
   template void relu_forward<T>(T*, const T*, std::size_t);                                        \
   template void relu_backward<T>(T*, const T*, const T*, std::size_t);                             \
   template void maxpool2x2_forward<T>(T*, const T*, int, int, int, int);                           \

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/cpu/batchnorm_ranks.hpp"
+
 namespace octa::cpu {
 
 // ---------------------------------------------------------------------------------------------
@@ -30,19 +32,25 @@ void conv3x3_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, 
 // with momentum and the *unbiased* variance (PyTorch's rule):
 //   running = (1 - momentum) * running + momentum * batch_stat
 // save_mean, save_invstd: (C), kept for backward (invstd = 1 / sqrt(var_biased + eps)).
+// ranks (--sync-bn, batchnorm_ranks.hpp): the statistics are those of the global batch that the
+// ranks share (its sums over the ranks: two reductions, of sum x and count, then of
+// sum (x - mean)^2); null: this batch's own.
 template <class T>
 void batchnorm_forward_train(T* out, T* save_mean, T* save_invstd, T* running_mean, T* running_var,
                              const T* in, const T* gamma, const T* beta, int N, int C, int HW,
-                             T eps, T momentum);
+                             T eps, T momentum, const BatchNormRanks* ranks = nullptr);
 // Evaluation: normalise with the running statistics.
 template <class T>
 void batchnorm_forward_eval(T* out, const T* in, const T* gamma, const T* beta,
                             const T* running_mean, const T* running_var, int N, int C, int HW,
                             T eps);
-// Backward of the training-mode forward. din: (N, C, H, W)   dgamma, dbeta: (C)
+// Backward of the training-mode forward. din: (N, C, H, W)   dgamma, dbeta: (C), this batch's own
+// sums (the gradient reduction adds the ranks' up). ranks: as the forward's; din then goes through
+// the global batch's means of dy and dy * xhat (one reduction of both sums and the count).
 template <class T>
 void batchnorm_backward(T* din, T* dgamma, T* dbeta, const T* dout, const T* in, const T* save_mean,
-                        const T* save_invstd, const T* gamma, int N, int C, int HW);
+                        const T* save_invstd, const T* gamma, int N, int C, int HW,
+                        const BatchNormRanks* ranks = nullptr);
 
 // ---------------------------------------------------------------------------------------------
 // ReLU, elementwise over n values. In-place (out == in, din == dout) is allowed.

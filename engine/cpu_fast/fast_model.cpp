@@ -134,6 +134,7 @@ FastModel::FastModel(const ParamTable& table, int capacity) : table_(table), cap
       }
     }
     bn_part_.assign(2 * sz(kSlots) * kC2, 0.0);
+    bn_total_.assign(2 * sz(kC2) + 1, 0.0);
   }
 }
 
@@ -144,7 +145,7 @@ std::size_t FastModel::activation_bytes() const {
     floats += v->size();
   }
   for (const auto* v : {&am1_, &am2_, &mask_}) bytes += v->size();
-  for (const auto* v : {&part_b1_, &part_b2_, &bn_part_}) doubles += v->size();
+  for (const auto* v : {&part_b1_, &part_b2_, &bn_part_, &bn_total_}) doubles += v->size();
   return floats * sizeof(float) + bytes + doubles * sizeof(double);
 }
 
@@ -298,8 +299,9 @@ double* FastModel::bn_sums(int which, int s, int C) {
 void FastModel::batchnorm_train(BnBlock& bn, float* state, std::size_t w, std::size_t b,
                                 std::size_t rm, std::size_t rv, int N, int C, int HW) {
   // One pass of sums of x and x^2 in double: for these activations (|mean| / std far below 1e6)
-  // E[x^2] - mean^2 loses nothing a float result would keep.
-  const double count = static_cast<double>(N) * HW;
+  // E[x^2] - mean^2 loses nothing a float result would keep. Per channel the sums of x, of x^2,
+  // then the count; with ranks (--sync-bn), summed over them: the global batch's.
+  double* t = bn_total_.data();
   for (int ch = 0; ch < C; ++ch) {
     const std::size_t k = sz(ch);
     double sum = 0.0, sum_sq = 0.0;
@@ -307,6 +309,15 @@ void FastModel::batchnorm_train(BnBlock& bn, float* state, std::size_t w, std::s
       sum += bn_sums(0, s, C)[k];
       sum_sq += bn_sums(1, s, C)[k];
     }
+    t[k] = sum;
+    t[sz(C) + k] = sum_sq;
+  }
+  t[2 * sz(C)] = static_cast<double>(N) * HW;
+  if (bn_ranks_ != nullptr) bn_ranks_->allreduce_sum(t, 2 * sz(C) + 1);
+  const double count = t[2 * sz(C)];
+  for (int ch = 0; ch < C; ++ch) {
+    const std::size_t k = sz(ch);
+    const double sum = t[k], sum_sq = t[sz(C) + k];
     const double mean = sum / count;
     const double sq = std::max(0.0, sum_sq - sum * mean);  // sum of (x - mean)^2
     const double invstd = 1.0 / std::sqrt(sq / count + kBnEps);
@@ -488,7 +499,8 @@ void FastModel::backward_b(const float* state, float* grads, int N) {
 
 void FastModel::batchnorm_backward_finish(BnBlock& bn, float* dgamma, float* dbeta, int N, int C,
                                           int HW) {
-  const double count = static_cast<double>(N) * HW;
+  // Per channel the sums of dy, of dy * xhat (this batch's: dbeta, dgamma), then the count.
+  double* t = bn_total_.data();
   for (int ch = 0; ch < C; ++ch) {
     const std::size_t k = sz(ch);
     double sum_dy = 0.0, sum_dyx = 0.0;
@@ -498,8 +510,27 @@ void FastModel::batchnorm_backward_finish(BnBlock& bn, float* dgamma, float* dbe
     }
     dbeta[ch] = static_cast<float>(sum_dy);
     dgamma[ch] = static_cast<float>(sum_dyx);
-    bn.mean_dy[k] = static_cast<float>(sum_dy / count);
-    bn.mean_dy_xhat[k] = static_cast<float>(sum_dyx / count);
+    t[k] = sum_dy;
+    t[sz(C) + k] = sum_dyx;
+  }
+  t[2 * sz(C)] = static_cast<double>(N) * HW;
+  // With ranks: each rank's dy is its share's mean loss's, 1 / weight times the global loss's, so
+  // the sums are weighted before they are added up and the global means unweighted after.
+  const double weight = bn_ranks_ != nullptr ? bn_ranks_->weight : 1.0;
+  if (bn_ranks_ != nullptr) {
+    for (std::size_t i = 0; i < 2 * sz(C); ++i) t[i] *= weight;
+    bn_ranks_->allreduce_sum(t, 2 * sz(C) + 1);
+  }
+  const double count = t[2 * sz(C)];
+  for (int ch = 0; ch < C; ++ch) {
+    const std::size_t k = sz(ch);
+    double mean_dy = t[k] / count, mean_dyx = t[sz(C) + k] / count;
+    if (bn_ranks_ != nullptr) {
+      mean_dy /= weight;
+      mean_dyx /= weight;
+    }
+    bn.mean_dy[k] = static_cast<float>(mean_dy);
+    bn.mean_dy_xhat[k] = static_cast<float>(mean_dyx);
   }
 }
 

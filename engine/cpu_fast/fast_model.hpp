@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu/batchnorm_ranks.hpp"
 #include "engine/model/param_table.hpp"
 
 namespace octa::cpu_fast {
@@ -36,6 +37,9 @@ class FastModel {
   // The batch's first image is image `first` of a larger one whose dropout masks it draws (a
   // data-parallel rank's share: engine/dist/); 0 by default.
   void set_dropout_first_image(std::uint64_t first) { dropout_first_ = first; }
+  // --sync-bn: as CpuModel::set_batchnorm_ranks (one reduction per BatchNorm forward, of the sums
+  // of x and x^2 and the count, and one per backward).
+  void set_batchnorm_ranks(const cpu::BatchNormRanks* ranks) { bn_ranks_ = ranks; }
   // Bytes held for activations, gradients and per-slot partial sums (not the per-thread scratch).
   std::size_t activation_bytes() const;
 
@@ -92,8 +96,9 @@ class FastModel {
   double last_cpu_ms_ = 0.0;
   std::vector<Phase> phases_;
   Offsets o_{};
-  int n_ = 0;                        // batch size of the last forward
-  std::uint64_t dropout_first_ = 0;  // set_dropout_first_image
+  int n_ = 0;                                      // batch size of the last forward
+  std::uint64_t dropout_first_ = 0;                // set_dropout_first_image
+  const cpu::BatchNormRanks* bn_ranks_ = nullptr;  // set_batchnorm_ranks
   bool last_train_ = false;
 
   // Saved per image: x (input), p1/am1 (pooled block-1 output and window argmax), p2/am2 (the
@@ -109,7 +114,8 @@ class FastModel {
   // Per-slot partial weight (float) and bias (double) gradients of conv1 and conv2.
   std::vector<float> part_w1_, part_w2_;
   std::vector<double> part_b1_, part_b2_;
-  std::vector<double> bn_part_;  // BatchNorm's per-slot sums: (2, kSlots, 64)
+  std::vector<double> bn_part_;   // BatchNorm's per-slot sums: (2, kSlots, 64)
+  std::vector<double> bn_total_;  // their totals and the count: (2 * 64 + 1), reduced over ranks
 };
 
 }  // namespace octa::cpu_fast

@@ -30,14 +30,19 @@ std::uint64_t state_hash(const ModelState& model, const OptimizerState& optimize
   return hash_vector(optimizer.v, h);
 }
 
-DataParallelBackend::DataParallelBackend(std::unique_ptr<TrainingBackend> inner, Communicator& comm)
-    : inner_(std::move(inner)), comm_(comm) {
+DataParallelBackend::DataParallelBackend(std::unique_ptr<TrainingBackend> inner, Communicator& comm,
+                                         bool sync_batchnorm)
+    : inner_(std::move(inner)), comm_(comm), sync_batchnorm_(sync_batchnorm) {
   OCTA_CHECK(inner_ != nullptr, "DataParallelBackend: no backend");
+  OCTA_CHECK(!sync_batchnorm_ || !inner_->table().batchnorm_layers().empty(),
+             "--sync-bn: model {} has no BatchNorm layers to synchronise (model B has: --model b)",
+             arch_name(inner_->table().arch()));
   inner_->set_gradient_reducer(this);  // throws where the backend cannot
 }
 
 std::string DataParallelBackend::description() const {
-  return fmt::format("{} on each of {}", inner_->description(), comm_.description());
+  return fmt::format("{} on each of {}{}", inner_->description(), comm_.description(),
+                     sync_batchnorm_ ? ", BatchNorm synchronised (--sync-bn)" : "");
 }
 
 void DataParallelBackend::train_step(const float* images, const float* targets, int n,
@@ -68,6 +73,9 @@ void DataParallelBackend::reduce(float* grads, std::size_t count) {
 }
 
 void DataParallelBackend::sync_buffers(float* values, std::size_t count) {
+  // --sync-bn: every rank updated the running statistics from the same global figures already
+  // (check_replicas proves them equal).
+  if (sync_batchnorm_) return;
   comm_.broadcast(values, count * sizeof(float), 0);
 }
 

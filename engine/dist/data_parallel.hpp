@@ -13,6 +13,10 @@
 //     one process (GradientReducer::first_image).
 //   - BatchNorm (model B) normalises with each rank's own batch statistics, as PyTorch DDP does by
 //     default; the running statistics are rank 0's after every step (DDP's broadcast_buffers).
+//     With sync_batchnorm (--sync-bn, PyTorch's SyncBatchNorm) it normalises with the global
+//     batch's: the backend sums its per-channel statistics over the ranks in the forward and the
+//     backward (allreduce_batchnorm, rank order), so every rank updates the same running
+//     statistics and none is broadcast.
 //   - take_loss_sum is the sum over ranks, so the loop's mean losses are the global batch's.
 //   - predict (evaluation) runs each rank's share of the batch and gathers the logits in order.
 //   - check_replicas hashes the model and optimiser state on every rank and throws when any rank
@@ -30,8 +34,10 @@ namespace octa::dist {
 class DataParallelBackend final : public TrainingBackend, private GradientReducer {
  public:
   // comm must outlive the backend. inner is this wrapper's alone from now on (it keeps a pointer
-  // to the wrapper as its GradientReducer).
-  DataParallelBackend(std::unique_ptr<TrainingBackend> inner, Communicator& comm);
+  // to the wrapper as its GradientReducer). sync_batchnorm: --sync-bn (throws for a model without
+  // BatchNorm, and from a backend that cannot).
+  DataParallelBackend(std::unique_ptr<TrainingBackend> inner, Communicator& comm,
+                      bool sync_batchnorm = false);
   DataParallelBackend(const DataParallelBackend&) = delete;
   DataParallelBackend& operator=(const DataParallelBackend&) = delete;
 
@@ -69,9 +75,14 @@ class DataParallelBackend final : public TrainingBackend, private GradientReduce
   void broadcast_from_rank0(void* data, std::size_t bytes) override {
     comm_.broadcast(data, bytes, 0);
   }
+  bool sync_batchnorm() const override { return sync_batchnorm_; }
+  void allreduce_batchnorm(double* values, std::size_t count) override {
+    comm_.allreduce_sum(values, count);
+  }
 
   std::unique_ptr<TrainingBackend> inner_;
   Communicator& comm_;
+  bool sync_batchnorm_ = false;
   int global_n_ = 0;  // the current step's global batch
   Share share_;       // this rank's share of it
 };

@@ -546,15 +546,20 @@ class CudaBackend final : public TrainingBackend {
     // The first batch size seen is the run's batch size: after kWarmupSteps eager steps at that
     // size (which also let cuDNN and cuBLAS set themselves up), the step is captured, once per
     // input slot, and replayed; other sizes (the last, partial batch) run eagerly.
-    if (train_batch_ == 0) train_batch_ = n;
+    // Data-parallel: the share's place and weight in the global batch are baked into the graph
+    // too (dropout's offset, the gradients' scale), so a share that differs in them runs eagerly.
+    if (train_batch_ == 0) {
+      train_batch_ = n;
+      train_share_ = share();
+    }
     cuda::GraphExec& graph = graph_[static_cast<std::size_t>(slot_)];
-    const bool graph_size = opt_.use_graph && n == train_batch_;
+    const bool graph_size = opt_.use_graph && n == train_batch_ && share() == train_share_;
     if (graph_size && !graph && eager_steps_ >= kWarmupSteps) capture(n, graph);
     if (graph_size && graph) {
       NvtxRange replay("graph_replay");
       OCTA_CUDA_CHECK(cudaGraphLaunch(graph.get(), stream_));
     } else {
-      if (n == train_batch_) ++eager_steps_;
+      if (graph_size) ++eager_steps_;
       step_body(n);
     }
     OCTA_CUDA_CHECK(cudaEventRecord(input_free_[slot_], stream_));
@@ -564,6 +569,18 @@ class CudaBackend final : public TrainingBackend {
       timing_step_ = false;
       collect_phases();
     }
+  }
+
+  // This step's share of a data-parallel global batch: where it starts and its weight (a plain
+  // run: 0 and 1).
+  struct ShareKey {
+    int first_image = 0;
+    float weight = 1.0f;
+    bool operator==(const ShareKey&) const = default;
+  };
+  ShareKey share() const {
+    return reducer_ != nullptr ? ShareKey{reducer_->first_image(), reducer_->share_weight()}
+                               : ShareKey{};
   }
 
   const float* X() const { return x_[static_cast<std::size_t>(slot_)].data(); }
@@ -750,9 +767,11 @@ class CudaBackend final : public TrainingBackend {
     if (train) {
       if (cfg_.arch == Arch::kB) {
         Phase phase(*this, "dropout");
+        // A data-parallel rank's share draws the masks of its images' places in the global batch.
         gpu::dropout_forward(d_.data(), mask_.data(), h_.data(),
                              static_cast<std::size_t>(n) * kHidden, kDropoutP, cfg_.seed,
-                             rng_stream(RngStream::kDropout, 0), step_.data(), stream_);
+                             rng_stream(RngStream::kDropout, 0), step_.data(), stream_,
+                             static_cast<std::uint64_t>(share().first_image) * kHidden);
       }
       return;
     }
@@ -842,7 +861,11 @@ class CudaBackend final : public TrainingBackend {
   void set_gradient_reducer(GradientReducer* reducer) override {
     OCTA_CHECK(train_batch_ == 0, "{}: data-parallel training must be set up before the first step",
                description());
+    OCTA_CHECK(reducer == nullptr || !reducer->sync_batchnorm(),
+               "--sync-bn: not yet supported on the GPU path (its BatchNorm statistics are each "
+               "GPU's own); train without --sync-bn, or with --device cpu");
     nccl_.reset();
+    reducer_ = reducer;
     if (reducer != nullptr) nccl_ = std::make_unique<gpu::NcclGradients>(*reducer);
   }
 
@@ -918,6 +941,8 @@ class CudaBackend final : public TrainingBackend {
   std::int64_t num_batches_tracked_ = 0;
   bool folded_stale_ = true;  // fold_batchnorm() is due before the next prediction
   int train_batch_ = 0;
+  ShareKey train_share_;                      // share() of the graph's steps
+  GradientReducer* reducer_ = nullptr;        // data-parallel runs only
   std::unique_ptr<gpu::NcclGradients> nccl_;  // data-parallel runs only
   int eager_steps_ = 0;
   // time_phases: an event pair per phase of the step being timed, and the times so far.

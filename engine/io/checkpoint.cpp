@@ -8,6 +8,7 @@
 #include <optional>
 
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "engine/core/atomic_file.hpp"
 #include "engine/core/error.hpp"
@@ -222,6 +223,9 @@ std::map<std::string, std::string> pair_metadata(const TrainingState& training) 
       {"octa.batches_done", std::to_string(training.within_epoch.batches_done)},
       {"octa.val_size", std::to_string(training.val_size)}};
   if (training.target_digit) m["octa.target_digit"] = std::to_string(*training.target_digit);
+  if (!training.class_names.empty()) {
+    m["octa.class_names"] = nlohmann::json(training.class_names).dump();
+  }
   return m;
 }
 

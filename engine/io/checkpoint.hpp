@@ -56,6 +56,9 @@ struct TrainingState {
   // they were recorded: no target digit (unknown), no validation split (none existed then).
   std::optional<int> target_digit;
   int val_size = 0;  // training images held out as the validation split (train_gpu --val-size)
+  // The dataset's class names ("octa.class_names", a JSON array; predict names its answers with
+  // them). Empty: the classes are numbered (MNIST's digits), and nothing is recorded.
+  std::vector<std::string> class_names;
 };
 
 std::filesystem::path optimizer_state_path(const std::filesystem::path& weights_path);

@@ -103,7 +103,7 @@ void CpuModel<T>::block_forward(ConvBlock& k, T* state, const T* in, int N, bool
       cpu::batchnorm_forward_train(k.act.data(), k.save_mean.data(), k.save_invstd.data(),
                                    state + k.bn_mean, state + k.bn_var, k.conv.data(),
                                    state + k.bn_w, state + k.bn_b, N, k.cout, hw,
-                                   static_cast<T>(kBnEps), static_cast<T>(kBnMomentum));
+                                   static_cast<T>(kBnEps), static_cast<T>(kBnMomentum), bn_ranks_);
     } else {
       cpu::batchnorm_forward_eval(k.act.data(), k.conv.data(), state + k.bn_w, state + k.bn_b,
                                   state + k.bn_mean, state + k.bn_var, N, k.cout, hw,
@@ -125,7 +125,7 @@ void CpuModel<T>::block_backward(ConvBlock& k, const T* state, const T* dpool, c
   if (k.bn) {
     cpu::batchnorm_backward(k.dconv.data(), grads + k.bn_w, grads + k.bn_b, k.dact.data(),
                             k.conv.data(), k.save_mean.data(), k.save_invstd.data(), state + k.bn_w,
-                            N, k.cout, k.size * k.size);
+                            N, k.cout, k.size * k.size, bn_ranks_);
     dconv = k.dconv.data();
   }
   cpu::conv3x3_backward(din, grads + k.w, grads + k.b, dconv, in, state + k.w, N, k.cin, k.cout,

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cpu/batchnorm_ranks.hpp"
 #include "engine/model/param_table.hpp"
 
 namespace octa {
@@ -37,6 +38,9 @@ class CpuModel {
   // The batch's first image is image `first` of a larger one whose dropout masks it draws (a
   // data-parallel rank's share: engine/dist/); 0 by default.
   void set_dropout_first_image(std::uint64_t first) { dropout_first_ = first; }
+  // --sync-bn: training-mode BatchNorm with the statistics of the global batch that these ranks
+  // share (engine/cpu/batchnorm_ranks.hpp; kept by the caller); null (the default): this batch's.
+  void set_batchnorm_ranks(const cpu::BatchNormRanks* ranks) { bn_ranks_ = ranks; }
 
  private:
   // conv3x3 -> [BatchNorm (model B)] -> ReLU -> maxpool 2x2: both models' two feature stages.
@@ -58,8 +62,9 @@ class CpuModel {
 
   ParamTable table_;
   int max_batch_;
-  int n_ = 0;                        // batch size of the last forward
-  std::uint64_t dropout_first_ = 0;  // set_dropout_first_image
+  int n_ = 0;                                      // batch size of the last forward
+  std::uint64_t dropout_first_ = 0;                // set_dropout_first_image
+  const cpu::BatchNormRanks* bn_ranks_ = nullptr;  // set_batchnorm_ranks
   bool last_train_ = false;
   ConvBlock block1_, block2_;
   std::size_t f1w_, f1b_, f2w_, f2b_;

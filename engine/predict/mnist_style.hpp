@@ -34,8 +34,8 @@ struct MnistStyle {
 
 // The whole pipeline above. Levels are stretched so the paper (the border's median) becomes 0 and
 // full ink (the upper quartile of the clearly inked pixels) 255; what is within a fifth of the
-// contrast of the paper counts as paper (scanner noise, JPEG ringing) and becomes 0. Throws octa::Error naming `name` when the image holds no ink
-// (contrast under 40 of 255 levels).
+// contrast of the paper counts as paper (scanner noise, JPEG ringing) and becomes 0. Throws
+// octa::Error naming `name` when the image holds no ink (contrast under 40 of 255 levels).
 MnistStyle preprocess_mnist_style(const Image& image, const std::string& name);
 
 // --raw: an image that is already MNIST-style (28x28, light on dark) is only turned gray; its bytes

@@ -91,6 +91,21 @@ footer{margin-top:38px;color:var(--muted);font-size:12.5px;border-top:1px solid 
 padding-top:14px}
 )css";
 
+// Only for pages with a confusion matrix of more than two classes (render_confusion_grid), so a
+// binary run's page is what it was before K-class pages existed.
+constexpr const char* kCssGrid = R"css(
+table.cm{width:auto;margin:4px 0 0}
+table.cm th{text-align:center;background:none;vertical-align:bottom}
+table.cm th.col{white-space:normal;max-width:86px;min-width:46px;font-size:12px;line-height:1.25}
+table.cm th.corner{text-align:left;color:var(--muted);font-weight:500;font-size:12px}
+table.cm th.row{text-align:right;font-size:12.5px}
+table.cm td.c{text-align:center;font-variant-numeric:tabular-nums;padding:7px 8px;min-width:46px;
+border:1px solid #fff;border-radius:5px}
+table.cm td.c.zero{color:#c0c5cf}
+table.cm td.c.dark{color:#fff}
+table.cm td.tot{color:var(--muted);text-align:right;font-variant-numeric:tabular-nums}
+)css";
+
 std::string attr_key(const std::string& key) {
   return key.empty() ? std::string() : fmt::format(" data-key=\"{}\"", html_escape(key));
 }
@@ -285,6 +300,52 @@ std::string render_confusion(const Confusion& c) {
   return s;
 }
 
+// K > 2 classes: a compact grid (class names on both axes, counts, a row total); each cell shaded
+// by its share of the row, blue on the diagonal and red off it, so the confused pairs stand out.
+std::string render_confusion_grid(const Confusion& c) {
+  std::string s = "<div class=\"card\">";
+  s += fmt::format("<h3>{}</h3>", html_escape(c.title));
+  if (!c.caption.empty()) s += fmt::format("<p class=\"caption\">{}</p>", html_escape(c.caption));
+  const std::size_t k = c.labels.size();
+  const auto label = [&](std::size_t i) {
+    const std::string key = i < c.label_keys.size() ? c.label_keys[i] : "";
+    return fmt::format("<span{}>{}</span>", attr_key(key), html_escape(c.labels[i]));
+  };
+  s += "<table class=\"confusion cm\"><thead><tr><th class=\"corner\">actual \\ "
+       "predicted</th>";
+  for (std::size_t j = 0; j < k; ++j) s += fmt::format("<th class=\"col\">{}</th>", label(j));
+  s += "<th class=\"col\">total</th></tr></thead><tbody>";
+  for (std::size_t i = 0; i < k; ++i) {
+    std::int64_t row_total = 0;
+    for (std::size_t j = 0; j < k; ++j) row_total += c.counts[i][j];
+    s += fmt::format("<tr><th class=\"row\">{}</th>", label(i));
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::int64_t n = c.counts[i][j];
+      const double share =
+          row_total > 0 ? static_cast<double>(n) / static_cast<double>(row_total) : 0;
+      // Errors are few: their shade grows with the square root of their share, so a 2% confusion
+      // is visible beside a 95% diagonal.
+      const double a = n == 0   ? 0.0
+                       : i == j ? 0.10 + 0.75 * share
+                                : std::min(0.9, 0.12 + 0.85 * std::sqrt(share));
+      const std::string bg = i == j ? fmt::format("rgba(47,111,237,{:.3f})", a)
+                                    : fmt::format("rgba(217,45,32,{:.3f})", a);
+      const std::string key = i < c.keys.size() && j < c.keys[i].size() ? c.keys[i][j] : "";
+      s += fmt::format(
+          "<td class=\"c{}\" style=\"background:{}\" title=\"{} of {} actual {} predicted as {} "
+          "({:.1f}%)\"><span{}>{}</span></td>",
+          n == 0     ? " zero"
+          : a > 0.55 ? " dark"
+                     : "",
+          bg, n, row_total, html_escape(c.labels[i]), html_escape(c.labels[j]), share * 100.0,
+          attr_key(key), with_commas(n));
+    }
+    s += fmt::format("<td class=\"tot\">{}</td></tr>", with_commas(row_total));
+  }
+  s += "</tbody></table></div>";
+  return s;
+}
+
 std::string render_gallery(const Gallery& g) {
   std::string s = "<div class=\"card\">";
   s += fmt::format("<h3>{}</h3>", html_escape(g.title));
@@ -315,7 +376,9 @@ std::string render_block(const Block& b) {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, Chart>) return render_chart(x);
         if constexpr (std::is_same_v<T, Table>) return render_table(x);
-        if constexpr (std::is_same_v<T, Confusion>) return render_confusion(x);
+        if constexpr (std::is_same_v<T, Confusion>) {
+          return x.labels.size() > 2 ? render_confusion_grid(x) : render_confusion(x);
+        }
         if constexpr (std::is_same_v<T, Gallery>) return render_gallery(x);
         if constexpr (std::is_same_v<T, Note>) {
           return fmt::format("<div class=\"note{}\">{}</div>", x.tag.empty() ? "" : " " + x.tag,
@@ -389,8 +452,15 @@ std::string render_html(const Page& page) {
   s += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; "
        "style-src 'unsafe-inline'\">";
   s += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">";
-  s += fmt::format("<title>{}</title><style>{}</style></head><body><div class=\"wrap\">",
-                   html_escape(page.title), kCss);
+  bool grid = false;
+  for (const Section& sec : page.sections) {
+    for (const Block& b : sec.blocks) {
+      const auto* c = std::get_if<Confusion>(&b);
+      grid = grid || (c != nullptr && c->labels.size() > 2);
+    }
+  }
+  s += fmt::format("<title>{}</title><style>{}{}</style></head><body><div class=\"wrap\">",
+                   html_escape(page.title), kCss, grid ? kCssGrid : "");
   s += "<header class=\"top\"><div>";
   s += fmt::format("<h1><span class=\"brand\">octa</span>{}</h1>", html_escape(page.title));
   if (!page.subtitle.empty()) {

@@ -1,8 +1,8 @@
 // engine/report/page.hpp: what a report page is made of, independent of what it reports: headline
 // figures, sections of charts, tables, confusion matrices and image galleries. The builder of a
 // run's report (run_report.hpp) fills these from the metrics JSON; html.hpp draws them. Nothing
-// here knows about "is it an 8?": a K-class report fills the same blocks (a KxK confusion matrix,
-// one curve per class) without touching the renderer.
+// here knows about "is it an 8?": a K-class report (class_report.hpp) fills the same blocks (a KxK
+// confusion matrix, a table per class).
 //
 // Every number a page shows may carry a `key`: the JSON pointer (RFC 6901, e.g. "/test/accuracy")
 // of the value in the metrics JSON it was formatted from. The renderer writes it as the element's
@@ -66,6 +66,7 @@ struct Confusion {
   std::vector<std::string> labels;                // K class names, rows = actual, cols = predicted
   std::vector<std::vector<std::int64_t>> counts;  // K x K
   std::vector<std::vector<std::string>> keys;     // K x K JSON pointers (may be empty strings)
+  std::vector<std::string> label_keys;            // K JSON pointers of the names (may be empty)
 };
 
 struct Tile {

@@ -1,7 +1,8 @@
 // engine/report/report_from_metrics.hpp: a run's report made afterwards, without retraining, from
 // its metrics JSON (train_gpu --metrics-out) and its checkpoint: the splits are rebuilt from the
 // recorded configuration (data directory, seed, --val-size, test images), the checkpoint is
-// evaluated on them in eval mode, and the page is built exactly as train_gpu builds it. Where a
+// evaluated on them in eval mode, and the page (binary or K classes, as the run's config.task) is
+// built exactly as train_gpu builds it. Where a
 // re-evaluated figure differs from the file's (another device rounds differently), the page shows
 // the re-evaluated one and says so at the top.
 #pragma once

@@ -1,7 +1,9 @@
-// engine/report/run_report.hpp: the report of one training run ("is it an 8?"): the page built
-// from the run's metrics JSON (every figure on it points at its value there, see page.hpp) and its
-// evaluations (curves, misclassified digits), and writing it. train_gpu writes it after training;
-// octa_report (report_from_metrics.hpp) rebuilds it later from the metrics JSON and the checkpoint.
+// engine/report/run_report.hpp: the report of one binary training run ("is it an 8?", or any
+// class against the rest): the page built from the run's metrics JSON (every figure on it points
+// at its value there, see page.hpp) and its evaluations (curves, misclassified images), and
+// writing it (either kind of page: a K-class run's is class_report.hpp's). train_gpu writes it
+// after training; octa_report (report_from_metrics.hpp) rebuilds it later from the metrics JSON
+// and the checkpoint.
 #pragma once
 
 #include <filesystem>

@@ -38,6 +38,11 @@ class GradientReducer {
   virtual int ranks() const = 0;
   virtual float share_weight() const = 0;
   virtual void broadcast_from_rank0(void* data, std::size_t bytes) = 0;
+  // --sync-bn (PyTorch's SyncBatchNorm): whether training-mode BatchNorm takes the statistics of
+  // the whole global batch, and the rank-order sum over the ranks of the per-channel sums it needs
+  // for them (engine/cpu/batchnorm_ranks.hpp), in place, the same bits on every rank. Collective.
+  virtual bool sync_batchnorm() const = 0;
+  virtual void allreduce_batchnorm(double* values, std::size_t count) = 0;
 };
 
 class TrainingBackend {

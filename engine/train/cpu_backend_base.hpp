@@ -39,6 +39,9 @@ class CpuBackendBase : public TrainingBackend {
   void train_step(const float* images, const float* targets, int n, std::int64_t step) override {
     use_threads();
     net_.set_dropout_first_image(reducer_ != nullptr ? reducer_->first_image() : 0);
+    const bool sync_bn = reducer_ != nullptr && reducer_->sync_batchnorm();
+    if (sync_bn) bn_ranks_.weight = reducer_->share_weight();
+    net_.set_batchnorm_ranks(sync_bn ? &bn_ranks_ : nullptr);
     net_.forward(model_.values.data(), images, n, /*train=*/true, cfg_.seed,
                  rng_stream(RngStream::kDropout, static_cast<std::uint64_t>(step)), logits_.data());
     if (!table_.batchnorm_layers().empty()) ++model_.num_batches_tracked;
@@ -59,7 +62,12 @@ class CpuBackendBase : public TrainingBackend {
     }
   }
 
-  void set_gradient_reducer(GradientReducer* reducer) override { reducer_ = reducer; }
+  void set_gradient_reducer(GradientReducer* reducer) override {
+    reducer_ = reducer;
+    bn_ranks_.allreduce_sum = [reducer](double* values, std::size_t count) {
+      reducer->allreduce_batchnorm(values, count);
+    };
+  }
   void set_learning_rate(double lr) override { optimizer_.set_lr(lr); }
 
   double take_loss_sum() override {
@@ -104,6 +112,7 @@ class CpuBackendBase : public TrainingBackend {
   std::vector<float> grads_, logits_, dlogits_;
   double loss_sum_ = 0.0;
   GradientReducer* reducer_ = nullptr;  // data-parallel training: engine/dist/
+  cpu::BatchNormRanks bn_ranks_;        // --sync-bn: through reducer_
 };
 
 }  // namespace octa

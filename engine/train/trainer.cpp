@@ -197,6 +197,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     ts.optimizer_state = backend.optimizer_state();
     if (opt.target_digit != data::kClassIndexTarget) ts.target_digit = opt.target_digit;
     ts.val_size = opt.val_size;
+    ts.class_names = opt.class_names;
     save_checkpoint(opt.checkpoint, backend.table(), backend.model_state(), ts);
     spdlog::debug("checkpoint written: {}", opt.checkpoint.string());
   };

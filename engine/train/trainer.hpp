@@ -30,19 +30,17 @@ struct TrainOptions {
   bool drop_last = false;
   std::uint64_t seed = 0;  // shuffle order (and, through the backend, init/dropout)
   int target_digit = 8;    // the binary task's class; data::kClassIndexTarget with K classes
-  std::vector<std::string> class_names;  // K classes: their names for the metrics (empty: numbers)
+  std::vector<std::string> class_names;  // the dataset's (metrics, checkpoints); empty: numbers
   OptimizerConfig optimizer;             // recorded in checkpoints
-  // The lr of each epoch from optimizer.lr (recorded in checkpoints); constant: the backend's lr
-  // is never touched.
-  LrSchedule lr_schedule;
-  std::filesystem::path checkpoint;  // written after every epoch; empty: none
-  std::string run_id;                // ties a checkpoint's two files together
-  bool interactive = false;          // redraw a progress line on the terminal
-  int loss_sync_every = 1;           // steps between loss reads (a GPU backend wants more)
-  int loader_threads = 1;            // threads preparing batches ahead of the step
-  bool record_step_losses = false;   // keep every step's mean loss (reads the loss every step)
-  bool eval_every_epoch = false;     // evaluate on the test split after every epoch
-  int val_size = 0;                  // images held out of train_split as validation (recorded)
+  LrSchedule lr_schedule;                // each epoch's lr, from optimizer.lr (checkpointed)
+  std::filesystem::path checkpoint;      // written after every epoch; empty: none
+  std::string run_id;                    // ties a checkpoint's two files together
+  bool interactive = false;              // redraw a progress line on the terminal
+  int loss_sync_every = 1;               // steps between loss reads (a GPU backend wants more)
+  int loader_threads = 1;                // threads preparing batches ahead of the step
+  bool record_step_losses = false;       // keep every step's mean loss (reads the loss every step)
+  bool eval_every_epoch = false;         // evaluate on the test split after every epoch
+  int val_size = 0;                      // images held out of train_split as validation (recorded)
   // Where in epoch epochs_done + 1 a resumed run continues (a checkpoint saved mid-epoch after a
   // SIGINT/SIGTERM: Checkpoint::training.within_epoch); all zero: at its start.
   EpochPosition resume_within_epoch;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/idx_files.hpp"  // put_be32
+
 namespace octa::test {
 
 inline std::uint32_t crc32_of(const std::uint8_t* p, std::size_t n,
@@ -17,10 +19,6 @@ inline std::uint32_t crc32_of(const std::uint8_t* p, std::size_t n,
     for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
   }
   return crc;
-}
-
-inline void put_be32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) out.push_back(static_cast<std::uint8_t>(v >> s));
 }
 
 inline void png_chunk(std::vector<std::uint8_t>& out, const char* type,

@@ -1,9 +1,11 @@
 // tests/support/report_numbers.hpp: checking the figures a report page shows against the metrics
 // JSON they claim to come from. Every figure on the page carries data-key="<JSON pointer>"; the
 // shown text ("98.71%", "0.9974", "10,000", "AUC 0.9974") is parsed on its own, independently of
-// the renderer's formatting, and must equal the JSON's value to the digits shown.
+// the renderer's formatting, and must equal the JSON's value to the digits shown. For a K-class
+// page also where its confusion matrix and per-class rows put each figure.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <string>
@@ -97,6 +99,151 @@ inline std::vector<std::string> required_report_keys(bool with_validation) {
     k.insert(k.end(), {"/validation/roc_auc", "/validation/average_precision"});
   }
   return k;
+}
+
+// The figures a K-class run's report must show: the headline, every class's row and every cell
+// of the KxK confusion matrix.
+inline std::vector<std::string> required_class_report_keys(int num_classes, bool with_validation) {
+  std::vector<std::string> k = {"/test/accuracy",          "/test/top2_accuracy",
+                                "/test/macro_f1",          "/test/macro_precision",
+                                "/test/macro_recall",      "/test/mean_loss",
+                                "/test/baseline_accuracy", "/epochs/0/mean_loss",
+                                "/epochs/0/seconds",       "/device",
+                                "/config/train_images",    "/config/test_images"};
+  for (int c = 0; c < num_classes; ++c) {
+    for (const char* f : {"index", "name", "support", "predicted", "precision", "recall", "f1"}) {
+      k.push_back(fmt::format("/test/classes/{}/{}", c, f));
+    }
+    for (int p = 0; p < num_classes; ++p) {
+      k.push_back(fmt::format("/test/confusion_matrix/counts/{}/{}", c, p));
+    }
+  }
+  if (with_validation) {
+    k.insert(k.end(),
+             {"/validation/accuracy", "/validation/top2_accuracy", "/validation/macro_f1"});
+  }
+  return k;
+}
+
+// The keyed figures of each row (<tr>, header rows included) of the first table after the card
+// titled `title` (<h3>title</h3>), in the order the page shows them; empty when there is none.
+inline std::vector<std::vector<ShownFigure>> keyed_rows_of_table(const std::string& html,
+                                                                 const std::string& title) {
+  std::vector<std::vector<ShownFigure>> rows;
+  const std::size_t at = html.find("<h3>" + title + "</h3>");
+  if (at == std::string::npos) return rows;
+  const std::size_t begin = html.find("<table", at), end = html.find("</table>", at);
+  if (begin == std::string::npos || end == std::string::npos || end < begin) return rows;
+  const std::string table = html.substr(begin, end - begin);
+  for (std::size_t tr = table.find("<tr"); tr != std::string::npos;) {
+    const std::size_t next = table.find("<tr", tr + 3);
+    rows.push_back(
+        keyed_figures_in_html(table.substr(tr, next == std::string::npos ? next : next - tr)));
+    tr = next;
+  }
+  return rows;
+}
+
+// Empty when the page's KxK confusion matrix (the card titled "K x K confusion matrix") has the
+// class names of the metrics JSON along its top and down its side, in class order, and in row a,
+// column p the count at /test/confusion_matrix/counts/a/p, and nothing else; else what is wrong.
+inline std::vector<std::string> check_confusion_grid(const std::string& html,
+                                                     const nlohmann::json& metrics) {
+  std::vector<std::string> bad;
+  const int k = metrics.at(nlohmann::json::json_pointer("/test/num_classes")).get<int>();
+  const auto rows = keyed_rows_of_table(html, fmt::format("{} x {} confusion matrix", k, k));
+  if (rows.size() != static_cast<std::size_t>(k) + 1) {
+    bad.push_back(fmt::format("the confusion matrix has {} rows, not 1 + {}", rows.size(), k));
+    return bad;
+  }
+  const auto expect = [&](const ShownFigure& f, const std::string& key) {
+    if (f.first != key) bad.push_back(fmt::format("'{}' where {} belongs", f.first, key));
+  };
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const std::size_t want = r == 0 ? static_cast<std::size_t>(k) : static_cast<std::size_t>(k) + 1;
+    if (rows[r].size() != want) {
+      bad.push_back(
+          fmt::format("row {} of the matrix holds {} figures, not {}", r, rows[r].size(), want));
+      continue;
+    }
+    if (r == 0) {
+      for (int c = 0; c < k; ++c)
+        expect(rows[0][static_cast<std::size_t>(c)], fmt::format("/test/classes/{}/name", c));
+      continue;
+    }
+    const int a = static_cast<int>(r) - 1;
+    expect(rows[r][0], fmt::format("/test/classes/{}/name", a));
+    for (int c = 0; c < k; ++c) {
+      expect(rows[r][static_cast<std::size_t>(c) + 1],
+             fmt::format("/test/confusion_matrix/counts/{}/{}", a, c));
+    }
+    for (std::string e : check_figures(metrics, rows[r])) bad.push_back(std::move(e));
+  }
+  for (std::string e : check_figures(metrics, rows[0])) bad.push_back(std::move(e));
+  return bad;
+}
+
+// Empty when the page's per-class table has one row per class in class order, each holding that
+// class's index, name, support, predicted count, precision, recall and F1 as the metrics JSON has
+// them (then the macro averages); else what is wrong.
+inline std::vector<std::string> check_class_rows(const std::string& html,
+                                                 const nlohmann::json& metrics) {
+  std::vector<std::string> bad;
+  const int k = metrics.at(nlohmann::json::json_pointer("/test/num_classes")).get<int>();
+  const auto rows = keyed_rows_of_table(html, "Precision, recall and F1 of each class");
+  // The header row (no figures), K classes, the macro averages.
+  if (rows.size() != static_cast<std::size_t>(k) + 2) {
+    bad.push_back(fmt::format("the per-class table has {} rows, not {} + 2", rows.size(), k));
+    return bad;
+  }
+  const char* fields[] = {"index", "name", "support", "predicted", "precision", "recall", "f1"};
+  for (int c = 0; c < k; ++c) {
+    const auto& row = rows[static_cast<std::size_t>(c) + 1];
+    if (row.size() != 7) {
+      bad.push_back(fmt::format("class {}'s row holds {} figures, not 7", c, row.size()));
+      continue;
+    }
+    for (std::size_t f = 0; f < 7; ++f) {
+      const std::string key = fmt::format("/test/classes/{}/{}", c, fields[f]);
+      if (row[f].first != key)
+        bad.push_back(fmt::format("'{}' where {} belongs", row[f].first, key));
+    }
+    for (std::string e : check_figures(metrics, row)) bad.push_back(std::move(e));
+  }
+  const std::vector<std::string> macro = {"/test/count", "/test/macro_precision",
+                                          "/test/macro_recall", "/test/macro_f1"};
+  const auto& last = rows.back();
+  if (last.size() != macro.size()) {
+    bad.push_back(fmt::format("the macro row holds {} figures", last.size()));
+  } else {
+    for (std::size_t i = 0; i < macro.size(); ++i) {
+      if (last[i].first != macro[i])
+        bad.push_back(fmt::format("'{}' where {} belongs", last[i].first, macro[i]));
+    }
+    for (std::string e : check_figures(metrics, last)) bad.push_back(std::move(e));
+  }
+  return bad;
+}
+
+// Everything wrong with a K-class page: figures unequal to the metrics JSON, required ones
+// missing, and (when the page's HTML is given, not only its figures) the confusion matrix or the
+// per-class table out of place.
+inline std::vector<std::string> check_class_page(const nlohmann::json& metrics,
+                                                 const std::string& html,
+                                                 const std::vector<ShownFigure>& figures,
+                                                 bool with_validation) {
+  std::vector<std::string> bad = check_figures(metrics, figures);
+  const int k = metrics.at(nlohmann::json::json_pointer("/test/num_classes")).get<int>();
+  for (const std::string& key : required_class_report_keys(k, with_validation)) {
+    const bool shown = std::any_of(figures.begin(), figures.end(),
+                                   [&](const ShownFigure& f) { return f.first == key; });
+    if (!shown) bad.push_back("not on the page: " + key);
+  }
+  if (!html.empty()) {
+    for (std::string e : check_confusion_grid(html, metrics)) bad.push_back(std::move(e));
+    for (std::string e : check_class_rows(html, metrics)) bad.push_back(std::move(e));
+  }
+  return bad;
 }
 
 }  // namespace octa::test

@@ -62,6 +62,10 @@ struct Args {
   std::string model = "a";
   int epochs = 5;
   double lr = 1e-3;
+  std::string lr_schedule = "constant";  // --lr-schedule; --lr-step-size, --lr-gamma, --lr-min
+  int lr_step_size = 0;
+  double lr_gamma = 0.1, lr_min = 0.0;
+  bool lr_schedule_given = false;  // any of those four on the command line
   int batch_size = 64;
   int test_batch_size = 1000;
   std::uint64_t seed = 0;
@@ -110,6 +114,10 @@ Examples:
   train_gpu --dataset idx --data-dir my_idx --task multiclass
                                                any four IDX files of 28x28 images in my_idx
                                                (*train-images-idx3-ubyte, ...; K from the labels)
+  train_gpu --task multiclass --lr-schedule cosine
+                                               the lr annealed to 0 over the run's epochs
+                                               (PyTorch's CosineAnnealingLR, stepped per epoch);
+                                               --lr-schedule step --lr-step-size 2: StepLR
   train_gpu --metrics-out runs/metrics.json    metrics as JSON as well
   train_gpu --conv fused-fp32                  octa's convolutions on the CUDA cores only (no
                                                tensor cores); --conv cudnn: cuDNN's
@@ -142,6 +150,19 @@ std::string data_parallel_help() {
                "does, and rebuild).\n";
 }
 
+// config.lr_schedule of the metrics JSON (bench/pytorch/reference.py writes the same).
+nlohmann::json lr_schedule_json(const octa::LrSchedule& s) {
+  nlohmann::json j = {{"kind", octa::lr_schedule_name(s.kind)}};
+  if (s.kind == octa::LrScheduleKind::kStep) {
+    j["step_size"] = s.step_size;
+    j["gamma"] = s.gamma;
+  } else if (s.kind == octa::LrScheduleKind::kCosine) {
+    j["t_max"] = s.t_max;
+    j["eta_min"] = s.eta_min;
+  }
+  return j;
+}
+
 std::string make_run_id() {
   std::random_device rd;
   return fmt::format("{:08x}{:08x}", rd(), rd());
@@ -171,6 +192,18 @@ int run(Args a, octa::dist::Communicator& comm) {
   opt.dampening = a.dampening;
   opt.nesterov = a.nesterov;
   opt.validate();
+  const octa::LrScheduleKind schedule_kind = octa::parse_lr_schedule(a.lr_schedule);
+  const octa::LrSchedule schedule = schedule_kind == octa::LrScheduleKind::kStep
+                                        ? octa::LrSchedule::step_lr(a.lr_step_size, a.lr_gamma)
+                                    : schedule_kind == octa::LrScheduleKind::kCosine
+                                        ? octa::LrSchedule::cosine(a.epochs, a.lr_min)
+                                        : octa::LrSchedule{};
+  OCTA_CHECK(
+      schedule.kind == octa::LrScheduleKind::kStep || (a.lr_step_size == 0 && a.lr_gamma == 0.1),
+      "--lr-step-size and --lr-gamma belong to --lr-schedule step");
+  OCTA_CHECK(schedule.kind == octa::LrScheduleKind::kCosine || a.lr_min == 0.0,
+             "--lr-min belongs to --lr-schedule cosine");
+  schedule.validate(opt.lr);
   OCTA_CHECK(a.pos_weight > 0.0f, "--pos-weight: must be positive, got {}", a.pos_weight);
   OCTA_CHECK(a.resume.empty() || a.init_from.empty(),
              "--resume and --init-from exclude each other");
@@ -255,6 +288,7 @@ int run(Args a, octa::dist::Communicator& comm) {
   to.drop_last = a.drop_last;
   to.seed = a.seed;
   to.optimizer = opt;
+  to.lr_schedule = schedule;
   to.run_id = make_run_id();
   to.interactive = writer && octa::stderr_is_terminal();
   if (!a.no_checkpoint) {
@@ -367,6 +401,20 @@ int run(Args a, octa::dist::Communicator& comm) {
       spdlog::info("--resume: holding out the checkpoint's {} validation images",
                    ck.training.val_size);
       a.val_size = ck.training.val_size;
+    }
+    // The schedule is part of the run too: flags that name another one are an error, none keeps
+    // the checkpoint's (T_max included: cosine's is the epochs the run was started with).
+    if (ck.training.lr_schedule != to.lr_schedule) {
+      OCTA_CHECK(!a.lr_schedule_given,
+                 "--lr-schedule: {} was trained with the lr schedule {}; this command gives {} "
+                 "(leave the --lr-schedule flags out to continue the checkpoint's)",
+                 a.resume, octa::describe(ck.training.lr_schedule), octa::describe(to.lr_schedule));
+      to.lr_schedule = ck.training.lr_schedule;
+      to.lr_schedule.validate(opt.lr);
+      if (to.lr_schedule.kind != octa::LrScheduleKind::kConstant) {
+        spdlog::info("--resume: continuing the checkpoint's lr schedule {}",
+                     octa::describe(to.lr_schedule));
+      }
     }
     bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
@@ -486,6 +534,7 @@ int run(Args a, octa::dist::Communicator& comm) {
                    {"batch_size", a.batch_size},
                    {"test_batch_size", a.test_batch_size},
                    {"lr", opt.lr},
+                   {"lr_schedule", lr_schedule_json(to.lr_schedule)},
                    {"optimizer", octa::optimizer_name(opt.kind)},
                    {"seed", to.seed},
                    {"dataset", dataset_spec.id},
@@ -610,6 +659,14 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--lr", a.lr, "Learning rate")->capture_default_str();
+  app.add_option("--lr-schedule", a.lr_schedule,
+                 "constant, step (StepLR) or cosine (CosineAnnealingLR, T_max = --epochs); "
+                 "stepped after each epoch, as PyTorch's schedulers")
+      ->capture_default_str();
+  app.add_option("--lr-step-size", a.lr_step_size, "StepLR: epochs between decays");
+  app.add_option("--lr-gamma", a.lr_gamma, "StepLR: the decay factor")->capture_default_str();
+  app.add_option("--lr-min", a.lr_min, "CosineAnnealingLR: eta_min, the lr it anneals to")
+      ->capture_default_str();
   app.add_option("--batch-size", a.batch_size, "Training batch size")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -698,6 +755,9 @@ int main(int argc, char** argv) {
   a.target_digit_given = app.count("--target-digit") > 0;
   a.val_size_given = app.count("--val-size") > 0;
   a.pos_weight_given = app.count("--pos-weight") > 0;
+  for (const char* flag : {"--lr-schedule", "--lr-step-size", "--lr-gamma", "--lr-min"}) {
+    a.lr_schedule_given = a.lr_schedule_given || app.count(flag) > 0;
+  }
 
   std::unique_ptr<octa::dist::Communicator> comm;
   try {

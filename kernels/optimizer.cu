@@ -4,7 +4,9 @@
 // Each update is two launches on one stream: the update kernel, which reads t = *step + 1 and has
 // one thread per block derive the bias corrections from it (in double, into shared memory), then a
 // one-thread kernel that stores *step = t. No global scratch, so two optimisers with their own
-// counters never interfere, and nothing is allocated (graph-capture friendly).
+// counters never interfere, and nothing is allocated (graph-capture friendly). With a device lr
+// (AdamParams::device_lr) the same thread reads it; SGD's threads each read it and round it to
+// float, as the host rounds a host lr.
 //
 // The per-element arithmetic is octa::adam_update's / octa::sgd_update's, operation for operation,
 // with explicitly rounded intrinsics: nvcc would otherwise contract a * b + c into one FMA, which
@@ -36,11 +38,13 @@ bool aligned16(const void* p) {
 struct AdamArgs {
   double lr, beta1, beta2;
   float one_minus_b1, beta2f, one_minus_b2, eps, wd;
+  const double* device_lr;  // null: lr
 };
 
 struct SgdArgs {
   float lr, wd, mu, one_minus_damp;
   bool nesterov;
+  const double* device_lr;  // null: lr
 };
 
 // Splits n elements into n_vec float4 groups plus a scalar tail, or all scalar when a pointer is
@@ -61,14 +65,14 @@ __device__ __forceinline__ void adam_one(float& p, float grad, float& m, float& 
 }
 
 __device__ __forceinline__ void sgd_one(float& p, float grad, float* buf, const SgdArgs& a,
-                                        bool first) {
+                                        float lr, bool first) {
   float g = grad;
   if (a.wd != 0.0f) g = __fadd_rn(g, __fmul_rn(a.wd, p));
   if (a.mu != 0.0f) {
     *buf = first ? g : __fadd_rn(__fmul_rn(a.mu, *buf), __fmul_rn(a.one_minus_damp, g));
     g = a.nesterov ? __fadd_rn(g, __fmul_rn(a.mu, *buf)) : *buf;
   }
-  p = __fsub_rn(p, __fmul_rn(a.lr, g));
+  p = __fsub_rn(p, __fmul_rn(lr, g));
 }
 
 __global__ void adam_update_kernel(float* params, const float* grads, float* m, float* v,
@@ -79,7 +83,8 @@ __global__ void adam_update_kernel(float* params, const float* grads, float* m, 
     const double t = static_cast<double>(*step + 1);
     const double bias_correction1 = 1.0 - pow(a.beta1, t);
     const double bias_correction2 = 1.0 - pow(a.beta2, t);
-    s_step_size = static_cast<float>(a.lr / bias_correction1);
+    const double lr = a.device_lr != nullptr ? *a.device_lr : a.lr;
+    s_step_size = static_cast<float>(lr / bias_correction1);
     s_bc2_sqrt = static_cast<float>(sqrt(bias_correction2));
   }
   __syncthreads();
@@ -111,6 +116,7 @@ __global__ void sgd_update_kernel(float* params, const float* grads, float* mome
                                   VecSplit split, SgdArgs a, const std::int64_t* step) {
   // The momentum buffer is g itself at the first update (t = 1).
   const bool first_update = *step + 1 == 1;
+  const float lr = a.device_lr != nullptr ? static_cast<float>(*a.device_lr) : a.lr;
   const std::size_t first = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x;
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
 
@@ -122,16 +128,16 @@ __global__ void sgd_update_kernel(float* params, const float* grads, float* mome
     float4 pk = p4[k];
     const float4 gk = g4[k];
     float4 bk = has_buf ? b4[k] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    sgd_one(pk.x, gk.x, &bk.x, a, first_update);
-    sgd_one(pk.y, gk.y, &bk.y, a, first_update);
-    sgd_one(pk.z, gk.z, &bk.z, a, first_update);
-    sgd_one(pk.w, gk.w, &bk.w, a, first_update);
+    sgd_one(pk.x, gk.x, &bk.x, a, lr, first_update);
+    sgd_one(pk.y, gk.y, &bk.y, a, lr, first_update);
+    sgd_one(pk.z, gk.z, &bk.z, a, lr, first_update);
+    sgd_one(pk.w, gk.w, &bk.w, a, lr, first_update);
     p4[k] = pk;
     if (has_buf) b4[k] = bk;
   }
   for (std::size_t i = 4 * split.n_vec + first; i < split.n; i += stride) {
     float unused = 0.0f;
-    sgd_one(params[i], grads[i], has_buf ? &momentum_buf[i] : &unused, a, first_update);
+    sgd_one(params[i], grads[i], has_buf ? &momentum_buf[i] : &unused, a, lr, first_update);
   }
 }
 
@@ -170,7 +176,8 @@ void adam_update(float* params, const float* grads, float* m, float* v, std::siz
                    static_cast<float>(hp.beta2),
                    static_cast<float>(1.0 - hp.beta2),
                    static_cast<float>(hp.eps),
-                   static_cast<float>(hp.weight_decay)};
+                   static_cast<float>(hp.weight_decay),
+                   hp.device_lr};
   const VecSplit split =
       split_for(n, aligned16(params) && aligned16(grads) && aligned16(m) && aligned16(v));
   adam_update_kernel<<<grid_stride_blocks(split.items(), kThreads), kThreads, 0, stream>>>(
@@ -197,9 +204,12 @@ void sgd_update(float* params, const float* grads, float* momentum_buf, std::siz
   require_pointer(op, "grads", grads);
   require_pointer(op, "step (the device step counter)", step);
 
-  const SgdArgs a{static_cast<float>(hp.lr), static_cast<float>(hp.weight_decay),
-                  static_cast<float>(hp.momentum), static_cast<float>(1.0 - hp.dampening),
-                  hp.nesterov};
+  const SgdArgs a{static_cast<float>(hp.lr),
+                  static_cast<float>(hp.weight_decay),
+                  static_cast<float>(hp.momentum),
+                  static_cast<float>(1.0 - hp.dampening),
+                  hp.nesterov,
+                  hp.device_lr};
   const bool has_buf = a.mu != 0.0f;
   if (has_buf) require_pointer(op, "momentum_buf (momentum > 0)", momentum_buf);
   const VecSplit split =

@@ -274,3 +274,69 @@ TEST_CASE("train_gpu refuses IDX images that are not 28x28, naming the file", "[
   CHECK(r.exit_code != 0);
   CHECK_THAT(r.output, Catch::Contains("x-train-images-idx3-ubyte") && Catch::Contains("14x14"));
 }
+
+TEST_CASE(
+    "train_gpu --lr-schedule: each epoch's lr in the progress and the metrics JSON, a resume "
+    "continues the checkpoint's schedule, and the flags' errors",
+    "[cpu][app][lr_schedule]") {
+  octa::test::TempDir dir("applr");
+  const auto data = dir / "shapes";
+  std::filesystem::create_directories(data);
+  octa::test::write_three_classes(data, 256, 64);
+  const std::string common = fmt::format(
+      "--device cpu --no-download --dataset idx --data-dir {} --task multiclass", quoted(data));
+  const auto ck = dir / "lr.safetensors";
+  const auto lrs_of = [](const std::filesystem::path& metrics) {
+    std::ifstream in(metrics);
+    const auto j = nlohmann::json::parse(in);
+    std::vector<double> lrs;
+    for (const auto& e : j["epochs"]) lrs.push_back(e["lr"].get<double>());
+    return std::pair{j["config"]["lr_schedule"], lrs};
+  };
+  const RunResult run =
+      train_gpu(fmt::format("{} --epochs 3 --lr-schedule step --lr-step-size 2 --lr-gamma 0.5 "
+                            "--checkpoint {} --metrics-out {}",
+                            common, quoted(ck), quoted(dir / "a.json")));
+  INFO(run.output);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.output, Catch::Contains("epoch 1/3: mean loss") && Catch::Contains("lr 0.001,") &&
+                             Catch::Contains("epoch 3/3: mean loss") &&
+                             Catch::Contains("lr 0.0005,"));
+  const auto [schedule, lrs] = lrs_of(dir / "a.json");
+  CHECK(schedule == nlohmann::json{{"kind", "step"}, {"step_size", 2}, {"gamma", 0.5}});
+  CHECK(lrs == std::vector<double>{1e-3, 1e-3, 5e-4});
+
+  // Resumed without the schedule's flags: the checkpoint's schedule goes on (epoch 4: 5e-4).
+  const RunResult resumed =
+      train_gpu(fmt::format("{} --epochs 4 --resume {} --checkpoint {} --metrics-out {}", common,
+                            quoted(ck), quoted(dir / "r.safetensors"), quoted(dir / "r.json")));
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  CHECK_THAT(resumed.output, Catch::Contains("continuing the checkpoint's lr schedule step "
+                                             "(step_size 2, gamma 0.5)"));
+  const auto [resumed_schedule, resumed_lrs] = lrs_of(dir / "r.json");
+  CHECK(resumed_schedule == schedule);
+  CHECK(resumed_lrs == std::vector<double>{5e-4});
+
+  struct Case {
+    std::string args, expect;
+  };
+  const Case cases[] = {
+      {"--lr-schedule linear", "--lr-schedule: unknown schedule 'linear'"},
+      {"--lr-schedule step", "--lr-step-size: --lr-schedule step needs a positive step size"},
+      {"--lr-schedule step --lr-step-size 2 --lr-gamma -1", "--lr-gamma: must be a positive"},
+      {"--lr-schedule cosine --lr-min 0.01", "--lr-min: must be in [0, --lr)"},
+      {"--lr-schedule cosine --lr-step-size 2", "belong to --lr-schedule step"},
+      {"--lr-min 0.0001", "--lr-min belongs to --lr-schedule cosine"},
+      {fmt::format("--resume {} --lr-schedule cosine", quoted(ck)),
+       "was trained with the lr schedule step (step_size 2, gamma 0.5); this command gives "
+       "cosine (T_max 1, eta_min 0)"},
+  };
+  for (const Case& c : cases) {
+    const RunResult r = train_gpu(fmt::format("{} {} --epochs 1 --no-checkpoint", common, c.args));
+    INFO(c.args << "\n" << r.output);
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Catch::Contains(c.expect));
+    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
+  }
+}

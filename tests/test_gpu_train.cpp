@@ -361,3 +361,36 @@ TEST_CASE("GPU: phase timing names every phase of the step and changes no number
     }
   }
 }
+
+TEST_CASE("GPU: a learning-rate schedule reaches the captured graph (equal to eager steps)",
+          "[gpu][train][lr_schedule]") {
+  OCTA_REQUIRE_GPU();
+  // 8 batches of 64 per epoch: the graph is captured in epoch 1 and replayed after; StepLR(2, 0.1)
+  // drops the lr to 1e-4 for epoch 3, whose steps are all replays.
+  const auto train_split = octa::test::synthetic_split(64 * 8, 7);
+  const auto test_split = octa::test::synthetic_split(100, 8);
+  octa::TrainOptions o;
+  o.epochs = 3;
+  o.batch_size = 64;
+  o.test_batch_size = 100;
+  o.seed = 9;
+  o.record_step_losses = true;
+  for (const Arch arch : {Arch::kA, Arch::kB}) {
+    INFO("model " << octa::arch_name(arch));
+    octa::CudaBackendOptions opt;
+    auto constant = octa::make_cuda_backend(config(arch, 100), opt);
+    auto graphed = octa::make_cuda_backend(config(arch, 100), opt);
+    opt.use_graph = false;
+    auto eager = octa::make_cuda_backend(config(arch, 100), opt);
+    const auto flat = octa::train(*constant, train_split, test_split, o);
+    o.lr_schedule = octa::LrSchedule::step_lr(2, 0.1);
+    const auto replayed = octa::train(*graphed, train_split, test_split, o);
+    const auto stepped = octa::train(*eager, train_split, test_split, o);
+    o.lr_schedule = {};
+    CHECK(replayed.step_losses == stepped.step_losses);
+    CHECK(graphed->model_state().values == eager->model_state().values);
+    REQUIRE(replayed.step_losses.size() == 24);
+    for (std::size_t i = 0; i <= 16; ++i) CHECK(replayed.step_losses[i] == flat.step_losses[i]);
+    for (std::size_t i = 17; i < 24; ++i) CHECK(replayed.step_losses[i] != flat.step_losses[i]);
+  }
+}

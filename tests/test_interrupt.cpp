@@ -13,7 +13,7 @@
 #include "engine/train/cpu_backend.hpp"
 #include "engine/train/interrupt.hpp"
 #include "engine/train/trainer.hpp"
-#include "tests/support/forwarding_backend.hpp"
+#include "tests/support/signal_at.hpp"
 #include "tests/support/synthetic.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -23,20 +23,7 @@ namespace fs = std::filesystem;
 using octa::Arch;
 using octa::test::TempDir;
 
-// Requests an interrupt, as the signal handler would, while running step `at` (a global step).
-class SignalAt final : public octa::test::ForwardingBackend {
- public:
-  SignalAt(std::unique_ptr<octa::TrainingBackend> inner, std::int64_t at, int sig = SIGINT)
-      : ForwardingBackend(std::move(inner)), at_(at), sig_(sig) {}
-  void train_step(const float* x, const float* y, int n, std::int64_t step) override {
-    ForwardingBackend::train_step(x, y, n, step);
-    if (step == at_) octa::request_interrupt(sig_);
-  }
-
- private:
-  std::int64_t at_;
-  int sig_;
-};
+using octa::test::SignalAt;
 
 octa::BackendConfig config(Arch arch) {
   octa::BackendConfig c;

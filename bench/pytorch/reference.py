@@ -6,6 +6,9 @@ Three variants of the same training (model A or B, Adam lr 1e-3, BCEWithLogitsLo
 --label-smoothing, --class-weights as PyTorch has them) on class-index targets, prediction argmax;
 --dataset fashion-mnist (or kmnist) reads that dataset instead of MNIST, and --target-class picks
 the binary task's class (an index or a class name: --dataset fashion-mnist --target-class Bag).
+--lr-schedule step|cosine decays the learning rate with torch.optim.lr_scheduler's StepLR
+(--lr-step-size, --lr-gamma) or CosineAnnealingLR (T_max = --epochs, eta_min = --lr-min), stepped
+once after each epoch, as octa's flags of the same names.
 
   tutorial  as the tutorial writes it: a map-style Dataset that transforms one image at a time on
             the CPU (torchvision's ToTensor/Normalize on a PIL image when torchvision is installed,
@@ -384,6 +387,7 @@ def run(args) -> dict:
     model.train()
     criterion = task.criterion(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+    scheduler = make_scheduler(optimizer, args)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     notes = []
 
@@ -475,6 +479,7 @@ def run(args) -> dict:
                          f"training images (--drop-last)")
     epochs = []
     for epoch in range(args.epochs):
+        lr = optimizer.param_groups[0]["lr"]  # this epoch's (the scheduler's, stepped per epoch)
         loss_sum.zero_()
         synchronize(device)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -483,12 +488,15 @@ def run(args) -> dict:
         seconds = time.perf_counter() - t0
         entry = {"epoch": epoch + 1, "mean_loss": loss_sum.item() / images_per_epoch,
                  "seconds": seconds, "images_per_second": images_per_epoch / seconds,
-                 "cpu_seconds": time.process_time() - c0}  # user + system, all threads
+                 "cpu_seconds": time.process_time() - c0,  # user + system, all threads
+                 "lr": lr}
         if args.eval_every_epoch:
             entry["test_accuracy"] = test_metrics()["accuracy"]
         epochs.append(entry)
+        if scheduler is not None:
+            scheduler.step()
         print(f"[{args.variant} {args.model} b{args.batch_size}] epoch {epoch + 1}/{args.epochs}: "
-              f"loss {entry['mean_loss']:.5f}, {seconds:.3f} s"
+              f"loss {entry['mean_loss']:.5f}, lr {lr:.6g}, {seconds:.3f} s"
               + (f", test accuracy {entry['test_accuracy']:.4f}" if "test_accuracy" in entry
                  else ""), file=sys.stderr, flush=True)
 
@@ -502,6 +510,7 @@ def run(args) -> dict:
         "config": {
             "epochs": args.epochs, "batch_size": args.batch_size,
             "test_batch_size": args.test_batch_size, "lr": args.lr, "seed": args.seed,
+            "lr_schedule": schedule_config(args),
             "train_images": n_train, "images_per_epoch": images_per_epoch,
             "test_images": int(len(y_test_np)), "drop_last": args.drop_last,
             "cudnn_benchmark": benchmark, "tf32": args.tf32, "tf32_state": tf32_state(),
@@ -546,6 +555,13 @@ def parse_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--test-batch-size", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default="constant",
+                    help="step: StepLR; cosine: CosineAnnealingLR(T_max=--epochs), stepped per "
+                         "epoch [constant]")
+    ap.add_argument("--lr-step-size", type=int, default=0,
+                    help="StepLR's step_size, in epochs (--lr-schedule step)")
+    ap.add_argument("--lr-gamma", type=float, default=0.1, help="StepLR's gamma [0.1]")
+    ap.add_argument("--lr-min", type=float, default=0.0, help="CosineAnnealingLR's eta_min [0]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default="data",
                     help="the four files, or DIR/MNIST/raw (DIR/FashionMNIST/raw, ...) below it "
@@ -571,7 +587,31 @@ def parse_args(argv=None):
             ap.error(f"--{name.replace('_', '-')} must be positive")
     if args.max_train < 0:
         ap.error("--max-train must be >= 0")
+    if args.lr_schedule == "step" and args.lr_step_size <= 0:
+        ap.error("--lr-schedule step needs --lr-step-size N > 0")
+    if args.lr_schedule == "cosine" and not 0 <= args.lr_min < args.lr:
+        ap.error("--lr-min must be in [0, --lr)")
     return args
+
+
+def make_scheduler(optimizer, args):
+    """torch.optim.lr_scheduler's StepLR or CosineAnnealingLR for --lr-schedule; None: constant."""
+    if args.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_step_size,
+                                               gamma=args.lr_gamma)
+    if args.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs,
+                                                          eta_min=args.lr_min)
+    return None
+
+
+def schedule_config(args):
+    """The schedule as octa's metrics JSON records it (config.lr_schedule)."""
+    if args.lr_schedule == "step":
+        return {"kind": "step", "step_size": args.lr_step_size, "gamma": args.lr_gamma}
+    if args.lr_schedule == "cosine":
+        return {"kind": "cosine", "t_max": args.epochs, "eta_min": args.lr_min}
+    return {"kind": "constant"}
 
 
 def main(argv=None) -> int:

@@ -56,6 +56,7 @@ class DataParallelBackend final : public TrainingBackend, private GradientReduce
     inner_->load(model, optimizer);
   }
   std::vector<PhaseTimes> phase_times() const override { return inner_->phase_times(); }
+  void set_learning_rate(double lr) override { inner_->set_learning_rate(lr); }
 
   // Throws octa::Error on every rank when any rank's model or optimiser state differs from rank
   // 0's, naming the ranks and `when` (e.g. "after epoch 2"). Collective: every rank calls it.

@@ -36,6 +36,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -401,6 +402,8 @@ class CudaBackend final : public TrainingBackend {
       v_ = DeviceBuffer<float>(table_.num_trainable(), "optimiser state");
     }
     step_ = DeviceBuffer<std::int64_t>(1, "step counter");
+    lr_ = DeviceBuffer<double>(1, "learning rate");
+    copy(lr_.data(), &cfg_.optimizer.lr, sizeof(double));
     loss_sum_ = DeviceBuffer<double>(1, "loss sum");
     batch_loss_ = DeviceBuffer<float>(1, "batch loss");
     zero(loss_sum_.data(), sizeof(double));
@@ -825,13 +828,14 @@ class CudaBackend final : public TrainingBackend {
     if (c.kind == OptimizerKind::kAdam) {
       Phase phase(*this, "adam");
       gpu::adam_update(params_.data(), grads_.data(), m_.data(), v_.data(), table_.num_trainable(),
-                       gpu::AdamParams{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay}, step_.data(),
-                       stream_);
+                       gpu::AdamParams{c.lr, c.beta1, c.beta2, c.eps, c.weight_decay, lr_.data()},
+                       step_.data(), stream_);
     } else {
       Phase phase(*this, "sgd");
-      gpu::sgd_update(params_.data(), grads_.data(), m_.data(), table_.num_trainable(),
-                      gpu::SgdParams{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov},
-                      step_.data(), stream_);
+      gpu::sgd_update(
+          params_.data(), grads_.data(), m_.data(), table_.num_trainable(),
+          gpu::SgdParams{c.lr, c.momentum, c.dampening, c.weight_decay, c.nesterov, lr_.data()},
+          step_.data(), stream_);
     }
   }
 
@@ -863,6 +867,15 @@ class CudaBackend final : public TrainingBackend {
     nccl_.reset();
     reducer_ = reducer;
     if (reducer != nullptr) nccl_ = std::make_unique<gpu::NcclGradients>(*reducer);
+  }
+
+  // The optimiser reads its lr from lr_ at every step, eager or replayed from a graph, so a new lr
+  // needs no new graph: the write is ordered on the stream after the steps already queued.
+  void set_learning_rate(double lr) override {
+    OCTA_CHECK(std::isfinite(lr) && lr > 0.0, "{}: learning rate {} must be positive",
+               description(), lr);
+    copy(lr_.data(), &lr, sizeof lr);
+    cfg_.optimizer.lr = lr;
   }
 
   // Captures step_body for the current input slot into `out`.
@@ -907,6 +920,7 @@ class CudaBackend final : public TrainingBackend {
   cuda::CudnnHandle cudnn_;
   DeviceBuffer<float> params_, grads_, m_, v_;
   DeviceBuffer<std::int64_t> step_;
+  DeviceBuffer<double> lr_;  // the optimiser's learning rate (set_learning_rate)
   DeviceBuffer<double> loss_sum_;
   DeviceBuffer<float> batch_loss_;
   // Two device input slots: the copy of the next batch fills one while a step reads the other.

@@ -292,6 +292,12 @@ void save_checkpoint(const fs::path& path, const ParamTable& table, const ModelS
       {"dampening", fmt::format("{}", c.dampening)},
       {"nesterov", c.nesterov ? "1" : "0"},
   });
+  const LrSchedule& sched = training.lr_schedule;
+  meta.insert({{"lr_schedule", lr_schedule_name(sched.kind)},
+               {"lr_step_size", std::to_string(sched.step_size)},
+               {"lr_gamma", fmt::format("{}", sched.gamma)},
+               {"lr_t_max", std::to_string(sched.t_max)},
+               {"lr_min", fmt::format("{}", sched.eta_min)}});
   const fs::path opath = optimizer_state_path(path);
   // Both complete on disk before either is renamed: see the header.
   PendingFile optim(opath, io::encode_safetensors(opath, tensors, meta));
@@ -362,6 +368,18 @@ Checkpoint load_checkpoint(const fs::path& path, const ParamTable& table) {
   c.momentum = metadata_double(file, opath, "momentum");
   c.dampening = metadata_double(file, opath, "dampening");
   c.nesterov = metadata_at(file, opath, "nesterov") == "1";
+  if (m.contains("lr_schedule")) {
+    LrSchedule& sched = ts.lr_schedule;
+    try {
+      sched.kind = parse_lr_schedule(m.at("lr_schedule"));
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: metadata 'lr_schedule': {}", opath.string(), e.what()));
+    }
+    sched.step_size = metadata_int<int>(file, opath, "lr_step_size");
+    sched.gamma = metadata_double(file, opath, "lr_gamma");
+    sched.t_max = metadata_int<int>(file, opath, "lr_t_max");
+    sched.eta_min = metadata_double(file, opath, "lr_min");
+  }
   const bool adam = c.kind == OptimizerKind::kAdam;
   OptimizerState& os = ts.optimizer_state;
   os.m.assign(table.num_trainable(), 0.0f);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/model/param_table.hpp"
+#include "engine/optim/lr_schedule.hpp"
 #include "engine/optim/optimizer.hpp"
 
 namespace octa {
@@ -48,6 +49,9 @@ struct TrainingState {
   std::string run_id;
   OptimizerConfig optimizer;
   OptimizerState optimizer_state;
+  // The optimiser state file's "lr_schedule", "lr_step_size", ... (files written before schedules
+  // existed hold none: constant, as they were trained).
+  LrSchedule lr_schedule;
   // Recorded in both files' metadata ("octa.target_digit", "octa.val_size"). Files written before
   // they were recorded: no target digit (unknown), no validation split (none existed then).
   std::optional<int> target_digit;

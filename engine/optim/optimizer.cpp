@@ -74,6 +74,11 @@ Optimizer::Optimizer(const OptimizerConfig& cfg, std::size_t num_params)
   state_.v.assign(cfg_.kind == OptimizerKind::kAdam ? n_ : 0, 0.0f);
 }
 
+void Optimizer::set_lr(double lr) {
+  OCTA_CHECK(std::isfinite(lr) && lr > 0.0, "optimizer: learning rate {} must be positive", lr);
+  cfg_.lr = lr;
+}
+
 void Optimizer::step(float* params, const float* grads) {
   ++state_.step;
   if (cfg_.kind == OptimizerKind::kAdam) {

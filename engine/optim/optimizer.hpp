@@ -53,6 +53,7 @@ class Optimizer {
  public:
   Optimizer(const OptimizerConfig& cfg, std::size_t num_params);
   void step(float* params, const float* grads);  // applies one update, increments state().step
+  void set_lr(double lr);                        // from the next step on (a schedule's)
   const OptimizerConfig& config() const { return cfg_; }
   OptimizerState& state() { return state_; }
   const OptimizerState& state() const { return state_; }

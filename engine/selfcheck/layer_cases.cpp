@@ -927,20 +927,34 @@ class Grads {
   std::vector<float> a_, b_;
 };
 
+// A learning-rate schedule's lr for step t of a case with a device lr (AdamParams::device_lr):
+// a different value at every step, none of them the host lr the launch is given.
+double scheduled_case_lr(double host_lr, int t) {
+  return host_lr * (0.25 + 0.5 / t);
+}
+
+// The device lr of a case: written before each step's launch, read by the kernel.
+void put_lr(CaseRun& r, const DeviceArray<double>& lr, double value) {
+  r.device().upload(lr.data(), &value, sizeof value);
+}
+
 // PyTorch's Adam defaults (betas (0.9, 0.999), eps 1e-8) with a larger step, so a few steps move.
 KernelCase adam_case(const OptimShape& s) {
   KernelCase c = make_case("adam_update", "optimizer", s.tag(), s.str(),
                            "octa::adam_update (engine/optim)", s.size, s.models);
-  c.launcher += " (weight_decay 0 and 0.01)";
+  c.launcher += " (weight_decay 0 and 0.01; the lr a device scalar changed every step)";
   c.body = [s](CaseRun& r) {
     const std::uint64_t seed = seed_of("adam " + s.tag());
     const std::vector<float> p0 = random_vector<float>(s.n, seed, -0.5, 0.5);
     const Grads grads(s.n, seed + 1);
-    for (const double weight_decay : {0.0, 0.01}) {
+    const std::pair<double, bool> variants[] = {{0.0, false}, {0.01, false}, {0.0, true}};
+    for (const auto& [weight_decay, device_lr] : variants) {
       OptimizerConfig cfg;
       cfg.lr = 3e-3;
       cfg.weight_decay = weight_decay;
-      const gpu::AdamParams hp{cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay};
+      const DeviceArray<double> lr = r.upload(std::vector<double>{cfg.lr});
+      const gpu::AdamParams hp{cfg.lr,  cfg.beta1,        cfg.beta2,
+                               cfg.eps, cfg.weight_decay, device_lr ? lr.data() : nullptr};
       OptimBuffers d(r, s, true, true);
       std::vector<float> p = p0, m(s.n, 0.0f), v(s.n, 0.0f);
       put(r, d.at(d.p), p);
@@ -949,13 +963,19 @@ KernelCase adam_case(const OptimShape& s) {
       for (int t = 1; t <= s.steps; ++t) {
         const std::vector<float> g = grads.at(t);
         put(r, d.at(d.g), g);
+        OptimizerConfig step_cfg = cfg;
+        if (device_lr) {
+          step_cfg.lr = scheduled_case_lr(cfg.lr, t);
+          put_lr(r, lr, step_cfg.lr);
+        }
         r.launch([&] {
           gpu::adam_update(d.at(d.p), d.at(d.g), d.at(d.m), d.at(d.v), s.n, hp, d.step.data(),
                            r.stream());
         });
-        adam_update(p.data(), g.data(), m.data(), v.data(), s.n, cfg, t);
+        adam_update(p.data(), g.data(), m.data(), v.data(), s.n, step_cfg, t);
       }
-      const std::string w = fmt::format(" (weight_decay {})", weight_decay);
+      const std::string w =
+          fmt::format(" (weight_decay {}{})", weight_decay, device_lr ? ", device lr" : "");
       r.check("params" + w, r.download(d.at(d.p), s.n), p, tol::kGpuVsCpu);
       r.check("exp_avg" + w, r.download(d.at(d.m), s.n), m, tol::kGpuVsCpu);
       r.check("exp_avg_sq" + w, r.download(d.at(d.v), s.n), v, tol::kGpuVsCpu);
@@ -969,24 +989,29 @@ KernelCase adam_case(const OptimShape& s) {
 struct SgdVariant {
   double momentum, dampening, weight_decay;
   bool nesterov;
+  bool device_lr = false;  // the lr a device scalar, changed before every step
   std::string str() const {
-    return fmt::format("momentum {} dampening {} weight_decay {}{}", momentum, dampening,
-                       weight_decay, nesterov ? " nesterov" : "");
+    return fmt::format("momentum {} dampening {} weight_decay {}{}{}", momentum, dampening,
+                       weight_decay, nesterov ? " nesterov" : "", device_lr ? " device lr" : "");
   }
 };
-// Plain, momentum, momentum with dampening and weight decay, Nesterov.
-constexpr SgdVariant kSgdVariants[] = {
-    {0.0, 0.0, 0.0, false}, {0.9, 0.0, 0.0, false}, {0.9, 0.1, 1e-3, false}, {0.9, 0.0, 0.0, true}};
+// Plain, momentum, momentum with dampening and weight decay, Nesterov, momentum with a device lr.
+constexpr SgdVariant kSgdVariants[] = {{0.0, 0.0, 0.0, false},
+                                       {0.9, 0.0, 0.0, false},
+                                       {0.9, 0.1, 1e-3, false},
+                                       {0.9, 0.0, 0.0, true},
+                                       {0.9, 0.0, 0.0, false, true}};
 
 KernelCase sgd_case(const OptimShape& s) {
   KernelCase c = make_case("sgd_update", "optimizer", s.tag(), s.str(),
                            "octa::sgd_update (engine/optim)", s.size, s.models);
-  c.launcher += " (plain, momentum, dampening + weight decay, Nesterov)";
+  c.launcher += " (plain, momentum, dampening + weight decay, Nesterov, a device lr)";
   c.body = [s](CaseRun& r) {
     const std::uint64_t seed = seed_of("sgd " + s.tag());
     const std::vector<float> p0 = random_vector<float>(s.n, seed, -0.5, 0.5);
     const Grads grads(s.n, seed + 1);
     for (const SgdVariant& sv : kSgdVariants) {
+      const bool device_lr = sv.device_lr;
       OptimizerConfig cfg;
       cfg.kind = OptimizerKind::kSgd;
       cfg.lr = 0.05;
@@ -994,7 +1019,9 @@ KernelCase sgd_case(const OptimShape& s) {
       cfg.dampening = sv.dampening;
       cfg.weight_decay = sv.weight_decay;
       cfg.nesterov = sv.nesterov;
-      const gpu::SgdParams hp{cfg.lr, cfg.momentum, cfg.dampening, cfg.weight_decay, cfg.nesterov};
+      const DeviceArray<double> lr = r.upload(std::vector<double>{cfg.lr});
+      const gpu::SgdParams hp{cfg.lr,           cfg.momentum, cfg.dampening,
+                              cfg.weight_decay, cfg.nesterov, device_lr ? lr.data() : nullptr};
       const bool with_momentum = sv.momentum != 0.0;
       // The momentum buffer starts poisoned: the first update must write it, never read it.
       OptimBuffers d(r, s, with_momentum, false);
@@ -1003,10 +1030,15 @@ KernelCase sgd_case(const OptimShape& s) {
       for (int t = 1; t <= s.steps; ++t) {
         const std::vector<float> g = grads.at(t);
         put(r, d.at(d.g), g);
+        OptimizerConfig step_cfg = cfg;
+        if (device_lr) {
+          step_cfg.lr = scheduled_case_lr(cfg.lr, t);
+          put_lr(r, lr, step_cfg.lr);
+        }
         r.launch([&] {
           gpu::sgd_update(d.at(d.p), d.at(d.g), d.at(d.m), s.n, hp, d.step.data(), r.stream());
         });
-        sgd_update(p.data(), g.data(), buf.data(), s.n, cfg, t);
+        sgd_update(p.data(), g.data(), buf.data(), s.n, step_cfg, t);
       }
       const std::string v = " (" + sv.str() + ")";
       r.check("params" + v, r.download(d.at(d.p), s.n), p, tol::kGpuVsCpu);

@@ -85,6 +85,14 @@ class TrainingBackend {
   virtual OptimizerState optimizer_state() = 0;
   virtual void load(const ModelState& model, const OptimizerState* optimizer) = 0;
 
+  // The optimiser's learning rate from the next train_step on (a schedule's: the trainer sets it
+  // before each epoch, engine/optim/lr_schedule.hpp). The default: this backend cannot change it,
+  // and says so.
+  virtual void set_learning_rate(double lr) {
+    throw Error(
+        fmt::format("{}: no learning-rate schedule on this backend (lr {})", description(), lr));
+  }
+
   // Per-phase device times of the steps run so far, in step order, for a backend made with
   // timing on (CudaBackendOptions::time_phases); empty otherwise.
   struct PhaseTimes {

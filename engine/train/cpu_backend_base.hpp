@@ -68,6 +68,7 @@ class CpuBackendBase : public TrainingBackend {
       reducer->allreduce_batchnorm(values, count);
     };
   }
+  void set_learning_rate(double lr) override { optimizer_.set_lr(lr); }
 
   double take_loss_sum() override {
     const double s = loss_sum_;

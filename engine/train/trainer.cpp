@@ -152,6 +152,12 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
              "train: a model of {} outputs with target {} (the multi-class task trains on class "
              "indices, the binary one on a target class)",
              backend.table().num_classes(), opt.target_digit);
+  opt.lr_schedule.validate(opt.optimizer.lr);
+  OCTA_CHECK(
+      opt.lr_schedule.kind != LrScheduleKind::kCosine || opt.epochs <= opt.lr_schedule.t_max,
+      "--epochs {}: the cosine schedule anneals over T_max = {} epochs; a run cannot go past "
+      "it (PyTorch's CosineAnnealingLR would raise the lr again)",
+      opt.epochs, opt.lr_schedule.t_max);
   const EpochPosition& start = opt.resume_within_epoch;
   if (start.batches_done > 0) check_mid_epoch_resume(start, opt, train_split, epochs_done);
   data::PrefetchOptions po;
@@ -187,6 +193,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     ts.seed = opt.seed;
     ts.run_id = opt.run_id;
     ts.optimizer = opt.optimizer;
+    ts.lr_schedule = opt.lr_schedule;
     ts.optimizer_state = backend.optimizer_state();
     if (opt.target_digit != data::kClassIndexTarget) ts.target_digit = opt.target_digit;
     ts.val_size = opt.val_size;
@@ -201,11 +208,15 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     const std::int64_t resumed_images = resumed_epoch ? start.images_done : 0;
     std::int64_t epoch_images = resumed_images;
     double loss_sum = resumed_epoch ? start.loss_sum : 0.0;
+    // The epoch's lr follows from its index alone, so a resumed run continues the schedule.
+    const double lr = scheduled_lr(opt.lr_schedule, opt.optimizer.lr, epoch);
+    if (opt.lr_schedule.kind != LrScheduleKind::kConstant) backend.set_learning_rate(lr);
     const double cpu0 = process_cpu_seconds();
     Progress progress(
         fmt::format(
-            "epoch {}/{}{}", epoch + 1, opt.epochs,
-            resumed_epoch ? fmt::format(" (resumed at batch {})", first_batch + 1) : std::string()),
+            "epoch {}/{}{}, lr {:.4g}", epoch + 1, opt.epochs,
+            resumed_epoch ? fmt::format(" (resumed at batch {})", first_batch + 1) : std::string(),
+            lr),
         static_cast<std::int64_t>(train_split.count) - resumed_images, opt.interactive);
     for (std::int64_t b = first_batch; b < steps_per_epoch; ++b) {
       const int pending = pending_interrupt();
@@ -245,6 +256,7 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
     }
     EpochStats stats;
     stats.epoch = epoch + 1;
+    stats.lr = lr;
     stats.seconds = progress.finish();
     stats.cpu_seconds = process_cpu_seconds() - cpu0;
     stats.mean_loss = epoch_images > 0 ? loss_sum / static_cast<double>(epoch_images) : NAN;
@@ -255,8 +267,9 @@ TrainReport train(TrainingBackend& backend, const data::Split& train_split,
               ? evaluate_classes(backend, test_split, opt.test_batch_size, opt.class_names).accuracy
               : evaluate(backend, test_split, opt.test_batch_size, opt.target_digit).accuracy;
     }
-    spdlog::info("epoch {}/{}: mean loss {:.6f}, {:.2f} s, {:.0f} images/s{}", stats.epoch,
-                 opt.epochs, stats.mean_loss, stats.seconds, stats.images_per_second,
+    spdlog::info("epoch {}/{}: mean loss {:.6f}, lr {:.6g}, {:.2f} s, {:.0f} images/s{}",
+                 stats.epoch, opt.epochs, stats.mean_loss, stats.lr, stats.seconds,
+                 stats.images_per_second,
                  opt.eval_every_epoch ? fmt::format(", test accuracy {:.4f}", stats.test_accuracy)
                                       : std::string());
     report.epochs.push_back(stats);
@@ -285,6 +298,7 @@ nlohmann::json to_json(const EpochStats& e) {
                       {"seconds", e.seconds},
                       {"cpu_seconds", e.cpu_seconds},
                       {"images_per_second", e.images_per_second}};
+  if (std::isfinite(e.lr)) j["lr"] = e.lr;
   if (std::isfinite(e.test_accuracy)) j["test_accuracy"] = e.test_accuracy;
   return j;
 }

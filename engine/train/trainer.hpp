@@ -16,6 +16,7 @@
 #include "engine/data/host_batch.hpp"
 #include "engine/data/mnist.hpp"
 #include "engine/io/checkpoint.hpp"
+#include "engine/optim/lr_schedule.hpp"
 #include "engine/train/backend.hpp"
 #include "engine/train/metrics.hpp"
 #include "engine/train/multiclass_metrics.hpp"
@@ -31,6 +32,7 @@ struct TrainOptions {
   int target_digit = 8;    // the binary task's class; data::kClassIndexTarget with K classes
   std::vector<std::string> class_names;  // the dataset's (metrics, checkpoints); empty: numbers
   OptimizerConfig optimizer;             // recorded in checkpoints
+  LrSchedule lr_schedule;                // each epoch's lr, from optimizer.lr (checkpointed)
   std::filesystem::path checkpoint;      // written after every epoch; empty: none
   std::string run_id;                    // ties a checkpoint's two files together
   bool interactive = false;              // redraw a progress line on the terminal
@@ -53,6 +55,7 @@ struct TrainOptions {
 struct EpochStats {
   int epoch = 0;         // 1-based
   double mean_loss = 0;  // mean loss (BCE or softmax CE) over every training sample of the epoch
+  double lr = NAN;       // the learning rate the epoch trained with
   double seconds = 0;
   double cpu_seconds = 0;  // the process's user + system CPU time over the epoch, all threads
   double images_per_second = 0;

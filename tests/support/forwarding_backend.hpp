@@ -26,6 +26,7 @@ class ForwardingBackend : public TrainingBackend {
   ModelState model_state() override { return inner_->model_state(); }
   OptimizerState optimizer_state() override { return inner_->optimizer_state(); }
   void load(const ModelState& m, const OptimizerState* o) override { inner_->load(m, o); }
+  void set_learning_rate(double lr) override { inner_->set_learning_rate(lr); }
 
  private:
   std::unique_ptr<TrainingBackend> inner_;

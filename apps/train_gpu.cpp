@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -97,6 +98,7 @@ struct Args {
   bool sync_bn = false;                                     // --sync-bn: SyncBatchNorm under mpirun
   bool target_digit_given = false, val_size_given = false;  // on the command line
   bool pos_weight_given = false;
+  std::set<std::string> optimizer_flags_given;  // --optimizer, --lr, --beta1, ... on the line
 };
 
 const char* kExamples = R"(
@@ -402,6 +404,33 @@ int run(Args a, octa::dist::Communicator& comm) {
                    ck.training.val_size);
       a.val_size = ck.training.val_size;
     }
+    // The optimiser too, as PyTorch's optimizer.load_state_dict restores its param_groups: the
+    // checkpoint's hyperparameters, each unless its flag gives another value (said in the log);
+    // another optimiser cannot continue this one's state.
+    const octa::OptimizerConfig& saved = ck.training.optimizer;
+    const auto given = [&](const char* flag) { return a.optimizer_flags_given.contains(flag); };
+    OCTA_CHECK(!given("--optimizer") || opt.kind == saved.kind,
+               "--optimizer {}: {} was trained with {}, whose state cannot continue as another "
+               "optimiser's (leave --optimizer out)",
+               a.optimizer, a.resume, octa::optimizer_name(saved.kind));
+    opt.kind = saved.kind;
+    for (const auto& [flag, value, recorded] :
+         {std::tuple{"--lr", &opt.lr, saved.lr},
+          {"--beta1", &opt.beta1, saved.beta1},
+          {"--beta2", &opt.beta2, saved.beta2},
+          {"--adam-eps", &opt.eps, saved.eps},
+          {"--weight-decay", &opt.weight_decay, saved.weight_decay},
+          {"--momentum", &opt.momentum, saved.momentum},
+          {"--dampening", &opt.dampening, saved.dampening}}) {
+      if (!given(flag)) {
+        *value = recorded;
+      } else if (*value != recorded) {
+        spdlog::info("--resume: {} {} replaces the checkpoint's {}", flag, *value, recorded);
+      }
+    }
+    if (!given("--nesterov")) opt.nesterov = saved.nesterov;
+    opt.validate();
+    bc.optimizer = to.optimizer = opt;
     // The schedule is part of the run too: flags that name another one are an error, none keeps
     // the checkpoint's (T_max included: cosine's is the epochs the run was started with).
     if (ck.training.lr_schedule != to.lr_schedule) {
@@ -416,7 +445,6 @@ int run(Args a, octa::dist::Communicator& comm) {
                      octa::describe(to.lr_schedule));
       }
     }
-    bc.optimizer.kind = to.optimizer.kind = ck.training.optimizer.kind;
     to.run_id = ck.training.run_id;
     epochs_done = ck.training.epochs_done;
     to.resume_within_epoch = ck.training.within_epoch;
@@ -536,6 +564,12 @@ int run(Args a, octa::dist::Communicator& comm) {
                    {"lr", opt.lr},
                    {"lr_schedule", lr_schedule_json(to.lr_schedule)},
                    {"optimizer", octa::optimizer_name(opt.kind)},
+                   {"betas", {opt.beta1, opt.beta2}},
+                   {"eps", opt.eps},
+                   {"weight_decay", opt.weight_decay},
+                   {"momentum", opt.momentum},
+                   {"dampening", opt.dampening},
+                   {"nesterov", opt.nesterov},
                    {"seed", to.seed},
                    {"dataset", dataset_spec.id},
                    {"task", a.task},
@@ -757,6 +791,10 @@ int main(int argc, char** argv) {
   a.pos_weight_given = app.count("--pos-weight") > 0;
   for (const char* flag : {"--lr-schedule", "--lr-step-size", "--lr-gamma", "--lr-min"}) {
     a.lr_schedule_given = a.lr_schedule_given || app.count(flag) > 0;
+  }
+  for (const char* flag : {"--optimizer", "--lr", "--beta1", "--beta2", "--adam-eps",
+                           "--weight-decay", "--momentum", "--dampening", "--nesterov"}) {
+    if (app.count(flag) > 0) a.optimizer_flags_given.insert(flag);
   }
 
   std::unique_ptr<octa::dist::Communicator> comm;

@@ -340,3 +340,60 @@ TEST_CASE(
     CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
   }
 }
+
+TEST_CASE("train_gpu --resume keeps the checkpoint's optimiser unless a flag changes a value",
+          "[cpu][app][resume]") {
+  octa::test::TempDir dir("appopt");
+  const auto data = dir / "shapes";
+  std::filesystem::create_directories(data);
+  octa::test::write_three_classes(data, 256, 64);
+  const std::string common = fmt::format(
+      "--device cpu --no-download --dataset idx --data-dir {} --task multiclass --no-report",
+      quoted(data));
+  const auto ck = dir / "sgd.safetensors";
+  const auto config_of = [](const std::filesystem::path& metrics) {
+    std::ifstream in(metrics);
+    return nlohmann::json::parse(in)["config"];
+  };
+  const RunResult first =
+      train_gpu(fmt::format("{} --epochs 1 --optimizer sgd --lr 0.02 --momentum 0.9 --nesterov "
+                            "--weight-decay 0.0001 --checkpoint {} --metrics-out {}",
+                            common, quoted(ck), quoted(dir / "a.json")));
+  INFO(first.output);
+  REQUIRE(first.exit_code == 0);
+
+  // No optimiser flags: SGD with the checkpoint's lr, momentum, Nesterov and weight decay (as
+  // PyTorch's optimizer.load_state_dict restores its param_groups), not the defaults' Adam 1e-3.
+  const RunResult resumed =
+      train_gpu(fmt::format("{} --epochs 2 --resume {} --checkpoint {} --metrics-out {}", common,
+                            quoted(ck), quoted(dir / "r.safetensors"), quoted(dir / "r.json")));
+  INFO(resumed.output);
+  REQUIRE(resumed.exit_code == 0);
+  const auto r = config_of(dir / "r.json");
+  CHECK(r["optimizer"] == "sgd");
+  CHECK(r["lr"] == 0.02);
+  CHECK(r["momentum"] == 0.9);
+  CHECK(r["nesterov"] == true);
+  CHECK(r["weight_decay"] == 0.0001);
+
+  // A flag given changes its value, and the log says it replaced the checkpoint's.
+  const RunResult lower = train_gpu(
+      fmt::format("{} --epochs 2 --resume {} --lr 0.005 --checkpoint {} --metrics-out {}", common,
+                  quoted(ck), quoted(dir / "l.safetensors"), quoted(dir / "l.json")));
+  INFO(lower.output);
+  REQUIRE(lower.exit_code == 0);
+  CHECK_THAT(lower.output, Catch::Contains("--lr 0.005 replaces the checkpoint's 0.02"));
+  const auto l = config_of(dir / "l.json");
+  CHECK(l["lr"] == 0.005);
+  CHECK(l["momentum"] == 0.9);
+
+  // Another optimiser cannot continue SGD's state.
+  const RunResult adam =
+      train_gpu(fmt::format("{} --epochs 2 --resume {} --optimizer adam "
+                            "--no-checkpoint",
+                            common, quoted(ck)));
+  INFO(adam.output);
+  CHECK(adam.exit_code != 0);
+  CHECK_THAT(adam.output,
+             Catch::Contains("--optimizer adam") && Catch::Contains("was trained with sgd"));
+}

@@ -47,6 +47,30 @@ std::string quoted(const std::filesystem::path& p) {
   return fmt::format("'{}'", p.string());
 }
 
+// Writes the synthetic three-class IDX dataset into dir/shapes; returns the flags that train on
+// it on the CPU path.
+std::string three_class_data(const octa::test::TempDir& dir, std::uint32_t train,
+                             std::uint32_t test) {
+  const auto data = dir / "shapes";
+  std::filesystem::create_directories(data);
+  octa::test::write_three_classes(data, train, test);
+  return fmt::format("--device cpu --no-download --dataset idx --data-dir {}", quoted(data));
+}
+
+// Each of `cases` (flags, then what the message must say) fails cleanly after `common`.
+struct ErrorCase {
+  std::string args, expect;
+};
+void check_errors(const std::string& common, const std::vector<ErrorCase>& cases) {
+  for (const ErrorCase& c : cases) {
+    const RunResult r = train_gpu(fmt::format("{} {} --epochs 1 --no-checkpoint", common, c.args));
+    INFO(c.args << "\n" << r.output);
+    CHECK(r.exit_code != 0);
+    CHECK_THAT(r.output, Catch::Contains(c.expect));
+    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("train_gpu --help lists its options with examples", "[cpu][app]") {
@@ -70,27 +94,19 @@ TEST_CASE("train_gpu --help lists its options with examples", "[cpu][app]") {
 TEST_CASE("train_gpu rejects bad flags and missing data with messages that name them",
           "[cpu][app]") {
   octa::test::TempDir dir("app");
-  struct Case {
-    std::string args, expect;
-  };
-  const Case cases[] = {
-      {"--model c", "--model"},
-      {"--device tpu", "--device"},
-      {"--optimizer rmsprop", "--optimizer"},
-      {"--lr -1", "--lr"},
-      {"--loader-threads -2", "--loader-threads"},
-      {"--log-level loud", "--log-level"},
-      {fmt::format("--target-digit 11 --data-dir {}", quoted(dir.path())), "--target-digit"},
-      {fmt::format("--data-dir {}", quoted(dir.path())), "train-images-idx3-ubyte"},
-      {fmt::format("--resume {}", quoted(dir / "none.safetensors")), "none.safetensors"},
-  };
-  for (const Case& c : cases) {
-    const RunResult r = train_gpu(fmt::format("{} --no-download", c.args));
-    INFO(c.args << "\n" << r.output);
-    CHECK(r.exit_code != 0);
-    CHECK_THAT(r.output, Catch::Contains(c.expect));
-    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
-  }
+  check_errors(
+      "--no-download",
+      {
+          {"--model c", "--model"},
+          {"--device tpu", "--device"},
+          {"--optimizer rmsprop", "--optimizer"},
+          {"--lr -1", "--lr"},
+          {"--loader-threads -2", "--loader-threads"},
+          {"--log-level loud", "--log-level"},
+          {fmt::format("--target-digit 11 --data-dir {}", quoted(dir.path())), "--target-digit"},
+          {fmt::format("--data-dir {}", quoted(dir.path())), "train-images-idx3-ubyte"},
+          {fmt::format("--resume {}", quoted(dir / "none.safetensors")), "none.safetensors"},
+      });
 }
 
 TEST_CASE("train_gpu --conv rejects an unknown path, listing the three", "[cpu][app]") {
@@ -188,11 +204,7 @@ TEST_CASE(
     "and the errors of the task's flags",
     "[cpu][app][multiclass]") {
   octa::test::TempDir dir("appmc");
-  const auto data = dir / "shapes";
-  std::filesystem::create_directories(data);
-  octa::test::write_three_classes(data, 640, 200);
-  const std::string common =
-      fmt::format("--device cpu --no-download --dataset idx --data-dir {}", quoted(data));
+  const std::string common = three_class_data(dir, 640, 200);
   const RunResult run = train_gpu(
       fmt::format("{} --task multiclass --epochs 2 --label-smoothing 0.05 --class-weights 1,1,2 "
                   "--checkpoint {} --metrics-out {}",
@@ -221,30 +233,23 @@ TEST_CASE(
   // The K-class report beside the checkpoint, as for the binary task (test_report_app checks it).
   CHECK(std::filesystem::exists(dir / "mc.report.html"));
 
-  struct Case {
-    std::string args, expect;
-  };
-  const Case cases[] = {
-      {fmt::format("--resume {} --task binary --target-class 1", quoted(dir / "mc.safetensors")),
-       "holds a multi-class model of 3 classes"},
-      {"--task multiclass --target-class 1", "--target-class belong to --task binary"},
-      {"--task multiclass --pos-weight 3", "--pos-weight belongs to --task binary"},
-      {"--target-class 7", "--target-class: '7' is not a class of IDX dataset"},
-      {"--target-digit 9", "--target-digit: '9' is not a class"},
-      {"--task multiclass --label-smoothing 1.5", "--label-smoothing: must be in [0, 1]"},
-      {"--task multiclass --class-weights 1,2", "--class-weights: 2 weights for 3 classes"},
-      {"--label-smoothing 0.1", "--task multiclass"},
-      {"--task ternary", "--task"},
-      {"--dataset cifar", "--dataset"},
-      {"--target-digit 3 --target-class 3", "give one"},
-  };
-  for (const Case& c : cases) {
-    const RunResult r = train_gpu(fmt::format("{} {} --epochs 1 --no-checkpoint", common, c.args));
-    INFO(c.args << "\n" << r.output);
-    CHECK(r.exit_code != 0);
-    CHECK_THAT(r.output, Catch::Contains(c.expect));
-    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
-  }
+  check_errors(
+      common,
+      {
+          {fmt::format("--resume {} --task binary --target-class 1",
+                       quoted(dir / "mc.safetensors")),
+           "holds a multi-class model of 3 classes"},
+          {"--task multiclass --target-class 1", "--target-class belong to --task binary"},
+          {"--task multiclass --pos-weight 3", "--pos-weight belongs to --task binary"},
+          {"--target-class 7", "--target-class: '7' is not a class of IDX dataset"},
+          {"--target-digit 9", "--target-digit: '9' is not a class"},
+          {"--task multiclass --label-smoothing 1.5", "--label-smoothing: must be in [0, 1]"},
+          {"--task multiclass --class-weights 1,2", "--class-weights: 2 weights for 3 classes"},
+          {"--label-smoothing 0.1", "--task multiclass"},
+          {"--task ternary", "--task"},
+          {"--dataset cifar", "--dataset"},
+          {"--target-digit 3 --target-class 3", "give one"},
+      });
   // A binary run of one class against the rest of the same files: --target-class by index.
   const RunResult binary =
       train_gpu(fmt::format("{} --target-class 2 --epochs 1 --no-checkpoint --metrics-out {}",
@@ -280,11 +285,7 @@ TEST_CASE(
     "continues the checkpoint's schedule, and the flags' errors",
     "[cpu][app][lr_schedule]") {
   octa::test::TempDir dir("applr");
-  const auto data = dir / "shapes";
-  std::filesystem::create_directories(data);
-  octa::test::write_three_classes(data, 256, 64);
-  const std::string common = fmt::format(
-      "--device cpu --no-download --dataset idx --data-dir {} --task multiclass", quoted(data));
+  const std::string common = three_class_data(dir, 256, 64) + " --task multiclass";
   const auto ck = dir / "lr.safetensors";
   const auto lrs_of = [](const std::filesystem::path& metrics) {
     std::ifstream in(metrics);
@@ -318,38 +319,25 @@ TEST_CASE(
   CHECK(resumed_schedule == schedule);
   CHECK(resumed_lrs == std::vector<double>{5e-4});
 
-  struct Case {
-    std::string args, expect;
-  };
-  const Case cases[] = {
-      {"--lr-schedule linear", "--lr-schedule: unknown schedule 'linear'"},
-      {"--lr-schedule step", "--lr-step-size: --lr-schedule step needs a positive step size"},
-      {"--lr-schedule step --lr-step-size 2 --lr-gamma -1", "--lr-gamma: must be a positive"},
-      {"--lr-schedule cosine --lr-min 0.01", "--lr-min: must be in [0, --lr)"},
-      {"--lr-schedule cosine --lr-step-size 2", "belong to --lr-schedule step"},
-      {"--lr-min 0.0001", "--lr-min belongs to --lr-schedule cosine"},
-      {fmt::format("--resume {} --lr-schedule cosine", quoted(ck)),
-       "was trained with the lr schedule step (step_size 2, gamma 0.5); this command gives "
-       "cosine (T_max 1, eta_min 0)"},
-  };
-  for (const Case& c : cases) {
-    const RunResult r = train_gpu(fmt::format("{} {} --epochs 1 --no-checkpoint", common, c.args));
-    INFO(c.args << "\n" << r.output);
-    CHECK(r.exit_code != 0);
-    CHECK_THAT(r.output, Catch::Contains(c.expect));
-    CHECK_THAT(r.output, !Catch::Contains("Segmentation") && !Catch::Contains("terminate"));
-  }
+  check_errors(
+      common,
+      {
+          {"--lr-schedule linear", "--lr-schedule: unknown schedule 'linear'"},
+          {"--lr-schedule step", "--lr-step-size: --lr-schedule step needs a positive step size"},
+          {"--lr-schedule step --lr-step-size 2 --lr-gamma -1", "--lr-gamma: must be a positive"},
+          {"--lr-schedule cosine --lr-min 0.01", "--lr-min: must be in [0, --lr)"},
+          {"--lr-schedule cosine --lr-step-size 2", "belong to --lr-schedule step"},
+          {"--lr-min 0.0001", "--lr-min belongs to --lr-schedule cosine"},
+          {fmt::format("--resume {} --lr-schedule cosine", quoted(ck)),
+           "was trained with the lr schedule step (step_size 2, gamma 0.5); this command gives "
+           "cosine (T_max 1, eta_min 0)"},
+      });
 }
 
 TEST_CASE("train_gpu --resume keeps the checkpoint's optimiser unless a flag changes a value",
           "[cpu][app][resume]") {
   octa::test::TempDir dir("appopt");
-  const auto data = dir / "shapes";
-  std::filesystem::create_directories(data);
-  octa::test::write_three_classes(data, 256, 64);
-  const std::string common = fmt::format(
-      "--device cpu --no-download --dataset idx --data-dir {} --task multiclass --no-report",
-      quoted(data));
+  const std::string common = three_class_data(dir, 256, 64) + " --task multiclass --no-report";
   const auto ck = dir / "sgd.safetensors";
   const auto config_of = [](const std::filesystem::path& metrics) {
     std::ifstream in(metrics);

@@ -263,12 +263,24 @@ sys.exit(0 if s['build'] == 'ok' and s['tests'] == 'ok' else 1)" "$out/summary.j
 
   local kout=$outs/killed
   rm -rf "$kout" && mkdir -p "$kout"
-  say "first-light.sh killed from outside after 35 s (the hanging nvidia-smi holds the env stage)"
+  say "first-light.sh killed from outside 8 s into its env stage (the hanging nvidia-smi holds it 20 s)"
+  touch "$scratch/killed.t0"
+  sleep 1  # a whole second between the mark and the work folder's log (-nt compares seconds)
   setsid bash -c "unshare -m -- bash '$root/scripts/gpu/rehearse.sh' _inside env PATH='$hang:$scratch/fakebin:$PATH' \
     OUT='$kout' BUILD_DIR='$build' BUILD_JOBS=2 bash scripts/gpu/first-light.sh" >"$outs/killed.stdout" 2>&1 &
   local sid=$!
   disown "$sid"
-  sleep 35
+  # Mid-stage whatever this machine's speed (a fixed delay from the start let a warm build and
+  # fast-failing GPU stages finish the whole run before the kill): 8 s after this run's own work
+  # folder (first-light.sh remakes it at its start; $OUT gets the log only at stage ends) says
+  # the env stage began.
+  local live=$root/gpu-out/first-light/progress.log waited=0
+  until { [ "$live" -nt "$scratch/killed.t0" ] && grep -q "stage env:" "$live"; } ||
+    [ $waited -ge 120 ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  sleep 8
   ps -o pid= -s "$sid" | xargs -r kill -KILL 2>/dev/null
   sleep 1
   say "after the kill \$OUT holds: $(cd "$kout" && find . -type f -printf '%P ')"
@@ -276,7 +288,7 @@ sys.exit(0 if s['build'] == 'ok' and s['tests'] == 'ok' else 1)" "$out/summary.j
     test -s "$kout/summary.md" -a -s "$kout/summary.json" -a -s "$kout/first-light.tar.gz"
   check "killed: no half-written file (*.part) left as the only copy" \
     bash -c "for f in '$kout'/*.part; do [ -e \"\$f\" ] || continue; [ -e \"\${f%.part}\" ] || exit 1; done"
-  check "killed: the summary says the run did not end and which stages were not reached" \
+  check "killed: the summary says the run did not end and which stages were not reached (all of them: killed in the first)" \
     python3 -c "import json, sys; r = json.load(open(sys.argv[1]))
 sys.exit(0 if not r['complete'] and any(s['status'] == 'not-reached' for s in r['stages']) else 1)" "$kout/summary.json"
 }

@@ -185,6 +185,7 @@ run_plan() {
   local planned=()
   for ((i = 0; i < n; i++)); do selected "${plan_names[i]}" && planned+=("${plan_names[i]}"); done
   printf 'plan\t%s\n' "${planned[*]}" >>"$work/meta.tsv"
+  pack  # a run stopped in its first stage still says which planned stages it never reached
   for ((i = 0; i < n; i++)); do
     local name=${plan_names[i]} want=${plan_want[i]} floor=${plan_floor[i]}
     sl_stage=$name

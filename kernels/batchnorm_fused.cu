@@ -282,6 +282,18 @@ void launch_sums(double* workspace, const float* dpool, const std::uint8_t* wind
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
+void launch_data(float* dconv, float* dgamma, float* dbeta, const double* workspace,
+                 const float* dpool, const std::uint8_t* window, const float* conv_out,
+                 const float* save_mean, const float* save_invstd, const float* gamma, int N, int C,
+                 int H, int W, cudaStream_t stream) {
+  const PlaneGrid g = plane_grid(N, H, W);
+  const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
+  batchnorm_relu_maxpool_backward_data_kernel<<<grid, kThreads, 0, stream>>>(
+      dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd, gamma, N, C,
+      H, W, g.images_per_block);
+  OCTA_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
 void batchnorm_relu_maxpool_forward_train(float* pooled, std::uint8_t* window, float* save_mean,
@@ -353,12 +365,25 @@ void batchnorm_relu_maxpool_backward(float* dconv, float* dgamma, float* dbeta, 
   require_pointer(op, "gamma", gamma);
   NvtxRange range(op);
   launch_sums(workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, stream);
-  const PlaneGrid g = plane_grid(N, H, W);
-  const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
-  batchnorm_relu_maxpool_backward_data_kernel<<<grid, kThreads, 0, stream>>>(
-      dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd, gamma, N, C,
-      H, W, g.images_per_block);
-  OCTA_CUDA_CHECK_LAUNCH();
+  launch_data(dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd,
+              gamma, N, C, H, W, stream);
+}
+
+void batchnorm_relu_maxpool_backward_data(float* dconv, float* dgamma, float* dbeta,
+                                          const double* workspace, const float* dpool,
+                                          const std::uint8_t* window, const float* conv_out,
+                                          const float* save_mean, const float* save_invstd,
+                                          const float* gamma, int N, int C, int H, int W,
+                                          cudaStream_t stream) {
+  const char* op = "batchnorm_relu_maxpool_backward_data";
+  check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
+  require_pointer(op, "dconv", dconv);
+  require_pointer(op, "dgamma", dgamma);
+  require_pointer(op, "dbeta", dbeta);
+  require_pointer(op, "gamma", gamma);
+  NvtxRange range(op);
+  launch_data(dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd,
+              gamma, N, C, H, W, stream);
 }
 
 void batchnorm_fold_conv3x3(float* folded_weight, float* folded_bias, const float* weight,

@@ -272,6 +272,15 @@ void check_sums_args(const char* op, const double* workspace, const float* dpool
   require_pointer(op, "workspace (batchnorm_relu_maxpool_backward_workspace doubles)", workspace);
 }
 
+// The further arguments of the input gradient's kernel, for both launchers that run it.
+void check_data_args(const char* op, const float* dconv, const float* dgamma, const float* dbeta,
+                     const float* gamma) {
+  require_pointer(op, "dconv", dconv);
+  require_pointer(op, "dgamma", dgamma);
+  require_pointer(op, "dbeta", dbeta);
+  require_pointer(op, "gamma", gamma);
+}
+
 void launch_sums(double* workspace, const float* dpool, const std::uint8_t* window,
                  const float* conv_out, const float* save_mean, const float* save_invstd, int N,
                  int C, int H, int W, cudaStream_t stream) {
@@ -359,10 +368,7 @@ void batchnorm_relu_maxpool_backward(float* dconv, float* dgamma, float* dbeta, 
                                      double* workspace, cudaStream_t stream) {
   const char* op = "batchnorm_relu_maxpool_backward";
   check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
-  require_pointer(op, "dconv", dconv);
-  require_pointer(op, "dgamma", dgamma);
-  require_pointer(op, "dbeta", dbeta);
-  require_pointer(op, "gamma", gamma);
+  check_data_args(op, dconv, dgamma, dbeta, gamma);
   NvtxRange range(op);
   launch_sums(workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, stream);
   launch_data(dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd,
@@ -377,10 +383,7 @@ void batchnorm_relu_maxpool_backward_data(float* dconv, float* dgamma, float* db
                                           cudaStream_t stream) {
   const char* op = "batchnorm_relu_maxpool_backward_data";
   check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
-  require_pointer(op, "dconv", dconv);
-  require_pointer(op, "dgamma", dgamma);
-  require_pointer(op, "dbeta", dbeta);
-  require_pointer(op, "gamma", gamma);
+  check_data_args(op, dconv, dgamma, dbeta, gamma);
   NvtxRange range(op);
   launch_data(dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd,
               gamma, N, C, H, W, stream);

@@ -147,6 +147,8 @@ std::string data_parallel_help() {
                "  mpirun -np 4 train_gpu --device cpu\n"
                "  mpirun -np 4 train_gpu --device cpu --model b --sync-bn   BatchNorm over the "
                "global batch\n"
+               "  mpirun -np 2 train_gpu --device cuda --model b --sync-bn  the same on 2 GPUs "
+               "(NCCL)\n"
              : "Data-parallel training (mpirun -np N train_gpu): MPI is not built in (CMake found "
                "no MPI, or\n-DOCTA_ENABLE_MPI=OFF; install libopenmpi-dev, as scripts/setup.sh "
                "does, and rebuild).\n";
@@ -712,8 +714,10 @@ int main(int argc, char** argv) {
                "Under mpirun, model B: BatchNorm normalises with the whole global batch's "
                "statistics (PyTorch's SyncBatchNorm: per-channel sums all-reduced in rank order, "
                "forward and backward), so N ranks train as one process does, up to rounding; "
-               "without it, each rank's own (DDP's default). One process: nothing to do. CPU "
-               "path only for now (the GPU path refuses it)");
+               "without it, each rank's own (DDP's default). One process: nothing to do. On the "
+               "GPU (NCCL, octa's default kernels; not with --conv cudnn): each layer's "
+               "per-channel statistics and backward sums all-gathered and merged in rank order on "
+               "the device (not yet run on a GPU)");
   app.add_option("--seed", a.seed, "Seed for weights, shuffling and dropout")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

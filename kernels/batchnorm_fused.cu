@@ -272,6 +272,15 @@ void check_sums_args(const char* op, const double* workspace, const float* dpool
   require_pointer(op, "workspace (batchnorm_relu_maxpool_backward_workspace doubles)", workspace);
 }
 
+// The further arguments of the input gradient's kernel, for both launchers that run it.
+void check_data_args(const char* op, const float* dconv, const float* dgamma, const float* dbeta,
+                     const float* gamma) {
+  require_pointer(op, "dconv", dconv);
+  require_pointer(op, "dgamma", dgamma);
+  require_pointer(op, "dbeta", dbeta);
+  require_pointer(op, "gamma", gamma);
+}
+
 void launch_sums(double* workspace, const float* dpool, const std::uint8_t* window,
                  const float* conv_out, const float* save_mean, const float* save_invstd, int N,
                  int C, int H, int W, cudaStream_t stream) {
@@ -279,6 +288,18 @@ void launch_sums(double* workspace, const float* dpool, const std::uint8_t* wind
   const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
   batchnorm_relu_maxpool_backward_sums_kernel<<<grid, kThreads, 0, stream>>>(
       workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, g.images_per_block);
+  OCTA_CUDA_CHECK_LAUNCH();
+}
+
+void launch_data(float* dconv, float* dgamma, float* dbeta, const double* workspace,
+                 const float* dpool, const std::uint8_t* window, const float* conv_out,
+                 const float* save_mean, const float* save_invstd, const float* gamma, int N, int C,
+                 int H, int W, cudaStream_t stream) {
+  const PlaneGrid g = plane_grid(N, H, W);
+  const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
+  batchnorm_relu_maxpool_backward_data_kernel<<<grid, kThreads, 0, stream>>>(
+      dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd, gamma, N, C,
+      H, W, g.images_per_block);
   OCTA_CUDA_CHECK_LAUNCH();
 }
 
@@ -347,18 +368,25 @@ void batchnorm_relu_maxpool_backward(float* dconv, float* dgamma, float* dbeta, 
                                      double* workspace, cudaStream_t stream) {
   const char* op = "batchnorm_relu_maxpool_backward";
   check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
-  require_pointer(op, "dconv", dconv);
-  require_pointer(op, "dgamma", dgamma);
-  require_pointer(op, "dbeta", dbeta);
-  require_pointer(op, "gamma", gamma);
+  check_data_args(op, dconv, dgamma, dbeta, gamma);
   NvtxRange range(op);
   launch_sums(workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W, stream);
-  const PlaneGrid g = plane_grid(N, H, W);
-  const dim3 grid(static_cast<unsigned int>(g.blocks), static_cast<unsigned int>(C));
-  batchnorm_relu_maxpool_backward_data_kernel<<<grid, kThreads, 0, stream>>>(
-      dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd, gamma, N, C,
-      H, W, g.images_per_block);
-  OCTA_CUDA_CHECK_LAUNCH();
+  launch_data(dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd,
+              gamma, N, C, H, W, stream);
+}
+
+void batchnorm_relu_maxpool_backward_data(float* dconv, float* dgamma, float* dbeta,
+                                          const double* workspace, const float* dpool,
+                                          const std::uint8_t* window, const float* conv_out,
+                                          const float* save_mean, const float* save_invstd,
+                                          const float* gamma, int N, int C, int H, int W,
+                                          cudaStream_t stream) {
+  const char* op = "batchnorm_relu_maxpool_backward_data";
+  check_sums_args(op, workspace, dpool, window, conv_out, save_mean, save_invstd, N, C, H, W);
+  check_data_args(op, dconv, dgamma, dbeta, gamma);
+  NvtxRange range(op);
+  launch_data(dconv, dgamma, dbeta, workspace, dpool, window, conv_out, save_mean, save_invstd,
+              gamma, N, C, H, W, stream);
 }
 
 void batchnorm_fold_conv3x3(float* folded_weight, float* folded_bias, const float* weight,

@@ -73,6 +73,15 @@ void batchnorm_relu_maxpool_backward_sums(double* workspace, const float* dpool,
                                           const std::uint8_t* window, const float* conv_out,
                                           const float* save_mean, const float* save_invstd, int N,
                                           int C, int H, int W, cudaStream_t stream);
+// The second launch alone, over a workspace of those sums that the caller has filled (the sums
+// kernel's own, or another one of the same layout: --sync-bn's, kernels/batchnorm_sync.hpp):
+// dconv, dgamma and dbeta as batchnorm_relu_maxpool_backward's.
+void batchnorm_relu_maxpool_backward_data(float* dconv, float* dgamma, float* dbeta,
+                                          const double* workspace, const float* dpool,
+                                          const std::uint8_t* window, const float* conv_out,
+                                          const float* save_mean, const float* save_invstd,
+                                          const float* gamma, int N, int C, int H, int W,
+                                          cudaStream_t stream);
 
 // Eval-mode BatchNorm folded into the 3x3 convolution before it: with s = gamma / sqrt(var + eps)
 // per output channel, folded_weight = weight * s (Cout, Cin, 3, 3) and

@@ -4,7 +4,8 @@
 // bit-identical), two runs with the same N bit-identical, --resume with another N, model B, a
 // batch too small to share failing on every rank at once instead of hanging; model B with
 // --sync-bn against one process the same way (and per-rank BatchNorm shown not to be), --sync-bn
-// refused for model A; a 2-rank checkpoint loaded in PyTorch (skipped without python3's torch).
+// refused for model A; a 2-rank checkpoint loaded in PyTorch (skipped without python3's torch);
+// [gpu] --sync-bn on 2 GPUs (NCCL) against one GPU process (skipped without 2 GPUs).
 // Skips, saying why, where mpirun is absent or train_gpu was built without MPI.
 #include <catch2/catch.hpp>
 
@@ -18,6 +19,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/core/device_probe.hpp"
 #include "engine/io/checkpoint.hpp"
 #include "engine/train/cpu_backend.hpp"
 #include "tests/support/compare_states.hpp"
@@ -100,6 +102,21 @@ Run run_of(const fs::path& data, const fs::path& dir, const std::string& name, i
   return out;
 }
 
+// --sync-bn's runs: SGD with momentum, compared in full (adam_steps = 0): Adam would turn the
+// rounding noise of gradients near zero into full-size steps (docs/SCALING.md), hiding what they
+// compare.
+constexpr const char* kSyncBnSgd = "--epochs 1 --optimizer sgd --lr 0.05 --momentum 0.9";
+
+// A --sync-bn run against one process (SGD): the step losses and every parameter and running
+// statistic within the tolerance.
+void check_as_one_process(const octa::ParamTable& table, const Run& dp, const Run& plain) {
+  REQUIRE(dp.losses.size() == kSteps);
+  OCTA_CHECK_CLOSE("step losses", dp.losses.data(), plain.losses.data(), kSteps,
+                   octa::tol::kDataParallel);
+  octa::test::check_states_close(table, dp.model, plain.model, kSeed, /*adam_steps=*/0, 0.0,
+                                 octa::tol::kDataParallel);
+}
+
 }  // namespace
 
 TEST_CASE("train_gpu under mpirun with 1, 2 and 3 ranks trains as one process does",
@@ -179,9 +196,7 @@ TEST_CASE("train_gpu --sync-bn under mpirun with 1, 2 and 3 ranks trains model B
   if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
   octa::test::TempDir dir("mpirun-syncbn");
   const octa::ParamTable table = octa::ParamTable::for_arch(octa::Arch::kB);
-  // SGD with momentum, compared in full (adam_steps = 0): Adam would turn the rounding noise of
-  // gradients near zero into full-size steps (docs/SCALING.md), hiding what this compares.
-  const std::string sgd = "--epochs 1 --optimizer sgd --lr 0.05 --momentum 0.9";
+  const std::string sgd = kSyncBnSgd;
 
   for (const std::string device : {"cpu", "cpu-ref"}) {
     INFO("--device " << device);
@@ -209,18 +224,37 @@ TEST_CASE("train_gpu --sync-bn under mpirun with 1, 2 and 3 ranks trains model B
       const Run dp = run_of(*data, dir.path(), fmt::format("sync{}-{}", ranks, device), ranks,
                             sgd + " --sync-bn", "b", device);
       CHECK_THAT(dp.output, Catch::Contains("BatchNorm synchronised (--sync-bn)"));
-      REQUIRE(dp.losses.size() == kSteps);
-      OCTA_CHECK_CLOSE("step losses", dp.losses.data(), plain.losses.data(), kSteps,
-                       octa::tol::kDataParallel);
-      // Every parameter and running statistic, within the tolerance.
-      octa::test::check_states_close(table, dp.model, plain.model, kSeed, /*adam_steps=*/0, 0.0,
-                                     octa::tol::kDataParallel);
+      check_as_one_process(table, dp, plain);
       if (ranks == 1) {  // one rank is a plain run, to the bit
         CHECK(dp.model.values == plain.model.values);
         CHECK(dp.losses == plain.losses);
       }
     }
   }
+}
+
+TEST_CASE("train_gpu --sync-bn on 2 GPUs under mpirun (NCCL) trains model B as one GPU process",
+          "[gpu][app][mpi][real]") {
+  OCTA_REQUIRE_GPU();
+  if (const octa::DeviceProbe probe = octa::probe_cuda_device(); probe.device_count < 2) {
+    OCTA_SKIP(fmt::format("[gpu] test: needs 2 GPUs (one per rank), this machine has {}",
+                          probe.device_count));
+  }
+  const auto data = octa::test::real_mnist_dir();
+  if (!data) OCTA_SKIP(octa::test::real_mnist_missing_reason());
+  if (const std::string why = mpi_missing_reason(); !why.empty()) OCTA_SKIP(why);
+  octa::test::TempDir dir("mpirun-syncbn-cuda");
+  const octa::ParamTable table = octa::ParamTable::for_arch(octa::Arch::kB);
+  const std::string sgd = kSyncBnSgd;
+  const Run plain = run_of(*data, dir.path(), "plain-cuda", 0, sgd, "b", "cuda");
+  REQUIRE(plain.losses.size() == kSteps);
+  const Run dp = run_of(*data, dir.path(), "sync2-cuda", 2, sgd + " --sync-bn", "b", "cuda");
+  CHECK_THAT(dp.output, Catch::Contains("BatchNorm synchronised (--sync-bn)"));
+  check_as_one_process(table, dp, plain);
+  // The same ranks and seed: the same bits (NCCL's order is fixed for a fixed topology).
+  const Run again =
+      run_of(*data, dir.path(), "sync2-cuda-again", 2, sgd + " --sync-bn", "b", "cuda");
+  CHECK(again.model.values == dp.model.values);
 }
 
 TEST_CASE("train_gpu --sync-bn refuses model A, which has no BatchNorm", "[cpu][app][mpi]") {

@@ -55,6 +55,7 @@
 #include "engine/model/cpu_model.hpp"
 #include "kernels/batchnorm.hpp"
 #include "kernels/batchnorm_fused.hpp"
+#include "kernels/batchnorm_sync.hpp"
 #include "kernels/conv3x3.hpp"
 #include "kernels/conv3x3_tc.hpp"
 #include "kernels/elementwise.hpp"
@@ -186,6 +187,9 @@ struct Stage {
   DeviceBuffer<double> bn_stats, bn_backward_ws;
   DeviceBuffer<std::uint8_t> window;
   DeviceBuffer<float> folded_w, folded_b;
+  // --sync-bn (fused_bn only): the all-gathers' slots (ranks x 3C doubles forward, 2C backward)
+  // and the ranks' statistics as a workspace of one tile per rank (kernels/batchnorm_sync.hpp).
+  DeviceBuffer<double> sync_gathered, sync_stats;
   std::optional<gpu::CudnnConv3x3> cudnn;
 };
 
@@ -616,11 +620,48 @@ class CudaBackend final : public TrainingBackend {
       conv(s.conv.data(), s.bn_stats.data(), in, P(s.w), P(s.b), n, s.cin, s.cout, s.size, s.size,
            stream_);
     }
+    const double* stats = s.bn_stats.data();
+    int tiles = stats_tiles(s, n);
+    if (sync_bn_) {
+      sync_statistics(s, tiles);
+      stats = s.sync_stats.data();
+      tiles = reducer_->ranks();
+    }
     Phase phase(*this, s.names.bn_relu_pool);
-    gpu::batchnorm_relu_maxpool_forward_train(
-        s.pool.data(), s.window.data(), s.save_mean.data(), s.save_invstd.data(), P(s.bn_mean),
-        P(s.bn_var), s.conv.data(), s.bn_stats.data(), stats_tiles(s, n), P(s.bn_w), P(s.bn_b), n,
-        s.cout, s.size, s.size, kBnEps, kBnMomentum, stream_);
+    gpu::batchnorm_relu_maxpool_forward_train(s.pool.data(), s.window.data(), s.save_mean.data(),
+                                              s.save_invstd.data(), P(s.bn_mean), P(s.bn_var),
+                                              s.conv.data(), stats, tiles, P(s.bn_w), P(s.bn_b), n,
+                                              s.cout, s.size, s.size, kBnEps, kBnMomentum, stream_);
+  }
+
+  // --sync-bn, training forward: this rank's `tiles` tiles of statistics merged into one per
+  // channel, all-gathered over NCCL, and laid out as one tile per rank in s.sync_stats, which the
+  // BatchNorm kernel merges in rank order (kernels/batchnorm_sync.hpp).
+  void sync_statistics(Stage& s, int tiles) {
+    Phase phase(*this, "nccl_sync_bn_forward");
+    const std::size_t slot = 3 * static_cast<std::size_t>(s.cout);
+    gpu::batchnorm_sync_pack_stats(
+        s.sync_gathered.data() + static_cast<std::size_t>(reducer_->rank()) * slot,
+        s.bn_stats.data(), s.cout, tiles, stream_);
+    nccl_->all_gather_in_place(s.sync_gathered.data(), slot, stream_);
+    gpu::batchnorm_sync_unpack_stats(s.sync_stats.data(), s.sync_gathered.data(), s.cout,
+                                     reducer_->ranks(), stream_);
+  }
+
+  // --sync-bn, training backward: this rank's block sums of dy and dy * xhat, weighted by its
+  // share, all-gathered over NCCL and added in rank order into the workspace's first block, which
+  // the input gradient's kernel then reads (kernels/batchnorm_sync.hpp).
+  void sync_backward_sums(Stage& s, int n) {
+    Phase phase(*this, "nccl_sync_bn_backward");
+    const int blocks = gpu::batchnorm_relu_maxpool_backward_blocks(n, s.size, s.size);
+    const std::size_t slot = 2 * static_cast<std::size_t>(s.cout);
+    gpu::batchnorm_sync_pack_sums(
+        s.sync_gathered.data() + static_cast<std::size_t>(reducer_->rank()) * slot,
+        s.bn_backward_ws.data(), s.cout, blocks, static_cast<double>(reducer_->share_weight()),
+        stream_);
+    nccl_->all_gather_in_place(s.sync_gathered.data(), slot, stream_);
+    gpu::batchnorm_sync_unpack_sums(s.bn_backward_ws.data(), s.sync_gathered.data(), s.cout, blocks,
+                                    reducer_->ranks(), stream_);
   }
 
   // Eval-mode BatchNorm folded into both stages' convolutions (fused_bn), from the current
@@ -702,7 +743,21 @@ class CudaBackend final : public TrainingBackend {
       return;
     }
     const float* dconv = s.dact.data();
-    if (s.fused_bn) {
+    if (s.fused_bn && sync_bn_) {
+      {
+        Phase phase(*this, s.names.bn_relu_pool_backward);
+        gpu::batchnorm_relu_maxpool_backward_sums(
+            s.bn_backward_ws.data(), dpool, s.window.data(), s.conv.data(), s.save_mean.data(),
+            s.save_invstd.data(), n, s.cout, s.size, s.size, stream_);
+      }
+      sync_backward_sums(s, n);
+      Phase phase(*this, s.names.bn_relu_pool_backward);
+      gpu::batchnorm_relu_maxpool_backward_data(
+          s.dconv.data(), G(s.bn_w), G(s.bn_b), s.bn_backward_ws.data(), dpool, s.window.data(),
+          s.conv.data(), s.save_mean.data(), s.save_invstd.data(), P(s.bn_w), n, s.cout, s.size,
+          s.size, stream_);
+      dconv = s.dconv.data();
+    } else if (s.fused_bn) {
       Phase phase(*this, s.names.bn_relu_pool_backward);
       gpu::batchnorm_relu_maxpool_backward(s.dconv.data(), G(s.bn_w), G(s.bn_b), dpool,
                                            s.window.data(), s.conv.data(), s.save_mean.data(),
@@ -849,7 +904,9 @@ class CudaBackend final : public TrainingBackend {
       nccl_->reduce(grads_.data(), table_.num_trainable(), cublas_.get(), stream_);
     }
     optimizer_step();
-    if (nccl_ && table_.num_total() > table_.num_trainable()) {
+    // --sync-bn: every rank updated its running statistics from the same global figures, so
+    // they are equal already (the replica check proves it) and need no broadcast.
+    if (nccl_ && !sync_bn_ && table_.num_total() > table_.num_trainable()) {
       Phase phase(*this, "nccl_broadcast_bn");
       nccl_->broadcast_from_rank0(P(table_.num_trainable()),
                                   table_.num_total() - table_.num_trainable(), stream_);
@@ -861,12 +918,37 @@ class CudaBackend final : public TrainingBackend {
   void set_gradient_reducer(GradientReducer* reducer) override {
     OCTA_CHECK(train_batch_ == 0, "{}: data-parallel training must be set up before the first step",
                description());
-    OCTA_CHECK(reducer == nullptr || !reducer->sync_batchnorm(),
-               "--sync-bn: not yet supported on the GPU path (its BatchNorm statistics are each "
-               "GPU's own); train without --sync-bn, or with --device cpu");
+    const bool sync = reducer != nullptr && reducer->sync_batchnorm();
+    OCTA_CHECK(!sync || (s1_.fused_bn && s2_.fused_bn),
+               "--sync-bn on the GPU needs octa's fused BatchNorm kernels (model B with --conv "
+               "fused or fused-fp32, the default); this run uses {}: train without --sync-bn, with "
+               "the default --conv, or with --device cpu",
+               s1_.bn ? (octa_kernels() ? "unfused BatchNorm" : "cuDNN's convolutions")
+                      : "a model without BatchNorm");
     nccl_.reset();
+    sync_bn_ = false;
     reducer_ = reducer;
     if (reducer != nullptr) nccl_ = std::make_unique<gpu::NcclGradients>(*reducer);
+    if (sync) enable_sync_batchnorm(reducer->ranks());
+  }
+
+  // --sync-bn: each stage's all-gather slots and per-rank statistics; conv1's backward no longer
+  // folds BatchNorm into its filter gradient (the input gradient's sums must be reduced between
+  // the two), so it writes dconv as conv2's does. A run without --sync-bn allocates none of it.
+  void enable_sync_batchnorm(int ranks) {
+    for (Stage* s : {&s1_, &s2_}) {
+      const std::size_t slots =
+          3 * static_cast<std::size_t>(s->cout) * static_cast<std::size_t>(ranks);
+      s->sync_gathered = DeviceBuffer<double>(slots, "--sync-bn all-gather slots");
+      s->sync_stats = DeviceBuffer<double>(slots, "--sync-bn per-rank statistics");
+      if (s->bn_into_filter) {
+        s->bn_into_filter = false;
+        s->dconv = DeviceBuffer<float>(
+            static_cast<std::size_t>(cfg_.max_batch) * s->cout * s->size * s->size,
+            "conv output gradient");
+      }
+    }
+    sync_bn_ = true;
   }
 
   // The optimiser reads its lr from lr_ at every step, eager or replayed from a graph, so a new lr
@@ -944,6 +1026,7 @@ class CudaBackend final : public TrainingBackend {
   ShareKey train_share_;                      // share() of the graph's steps
   GradientReducer* reducer_ = nullptr;        // data-parallel runs only
   std::unique_ptr<gpu::NcclGradients> nccl_;  // data-parallel runs only
+  bool sync_bn_ = false;                      // --sync-bn: enable_sync_batchnorm
   int eager_steps_ = 0;
   // time_phases: an event pair per phase of the step being timed, and the times so far.
   std::vector<cuda::Event> timing_events_;

@@ -1,5 +1,6 @@
 // engine/gpu/nccl_gradients.cpp: NCCL's communicator, all-reduce and broadcast for the CUDA
-// engine's data-parallel steps (nccl_gradients.hpp). Every NCCL call's status is checked.
+// engine's data-parallel steps (nccl_gradients.hpp), and --sync-bn's all-gathers. Every NCCL call's
+// status is checked.
 #include "engine/gpu/nccl_gradients.hpp"
 
 #include <cstdint>
@@ -57,6 +58,11 @@ void NcclGradients::broadcast_from_rank0(float* values, std::size_t count, cudaS
   OCTA_NCCL_CHECK(ncclBroadcast(values, values, count, ncclFloat, 0, comm_, stream));
 }
 
+void NcclGradients::all_gather_in_place(double* gathered, std::size_t count, cudaStream_t stream) {
+  const double* mine = gathered + static_cast<std::size_t>(reducer_.rank()) * count;
+  OCTA_NCCL_CHECK(ncclAllGather(mine, gathered, count, ncclDouble, comm_, stream));
+}
+
 #else
 
 NcclGradients::NcclGradients(GradientReducer& reducer) : reducer_(reducer) {
@@ -67,6 +73,7 @@ NcclGradients::NcclGradients(GradientReducer& reducer) : reducer_(reducer) {
 NcclGradients::~NcclGradients() = default;
 void NcclGradients::reduce(float*, std::size_t, cublasHandle_t, cudaStream_t) {}
 void NcclGradients::broadcast_from_rank0(float*, std::size_t, cudaStream_t) {}
+void NcclGradients::all_gather_in_place(double*, std::size_t, cudaStream_t) {}
 
 #endif
 

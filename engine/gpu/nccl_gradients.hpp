@@ -2,9 +2,10 @@
 // GPU per rank): the communicator made from a unique id that rank 0 draws and the ranks' host
 // communicator (MPI) broadcasts, the gradients' all-reduce on the engine's stream (inside the
 // captured step, as NCCL allows), and rank 0's BatchNorm running statistics broadcast after the
-// update. NCCL's ring and tree orders are fixed for a given number of ranks and topology, so the
-// sum has the same bits on every rank and in every run there. In a build whose CUDA toolkit has no
-// NCCL (nccl.h, libnccl.so) the constructor throws, saying so.
+// update; and --sync-bn's all-gathers of BatchNorm's per-channel figures. NCCL's ring and tree
+// orders are fixed for a given number of ranks and topology, so the sum has the same bits on every
+// rank and in every run there. In a build whose CUDA toolkit has no NCCL (nccl.h, libnccl.so) the
+// constructor throws, saying so.
 #pragma once
 
 #include <cstddef>
@@ -35,6 +36,10 @@ class NcclGradients {
   void reduce(float* grads, std::size_t count, cublasHandle_t cublas, cudaStream_t stream);
   // values: `count` device floats, made rank 0's (ncclBroadcast on `stream`).
   void broadcast_from_rank0(float* values, std::size_t count, cudaStream_t stream);
+  // --sync-bn: gathered holds ranks() slots of `count` device doubles; this rank's slot (at
+  // rank() * count) is sent, every other rank's slot received (ncclAllGather in place, on
+  // `stream`), so every rank ends with all of them in rank order.
+  void all_gather_in_place(double* gathered, std::size_t count, cudaStream_t stream);
 
  private:
   GradientReducer& reducer_;

@@ -14,7 +14,11 @@
 //     (BatchNorm's input gradient rebuilt in the filter gradient's staging), against the CPU and
 //     bit for bit against the two passes it replaces;
 //   - the eval form: batchnorm_fold_conv3x3 then <prefix>_relu_maxpool_forward over the folded
-//     weights, against cpu::conv3x3_forward, batchnorm_forward_eval, relu_forward, maxpool.
+//     weights, against cpu::conv3x3_forward, batchnorm_forward_eval, relu_forward, maxpool;
+//   - --sync-bn's merges (kernels/batchnorm_sync.hpp) on 1 to 3 simulated ranks of uneven shares,
+//     the all-gathers' buffers filled in place as NCCL's would be: every rank's forward and
+//     backward against the CPU reference's over the whole global batch, and the ranks' statistics
+//     the same bits.
 // Shapes: model B's two stages at batch 64, and small ones that leave partial tiles (the CUDA
 // cores' 16x16 pixels and 16 channels, the tensor cores' 64 pixels straddling images and 32 or 64
 // channels), several blocks per channel for the BatchNorm kernels, even H and W (the pool).
@@ -33,6 +37,7 @@
 #include "engine/selfcheck/conv_bodies.hpp"
 #include "engine/selfcheck/kernel_cases.hpp"
 #include "kernels/batchnorm_fused.hpp"
+#include "kernels/batchnorm_sync.hpp"
 #include "kernels/conv3x3.hpp"
 
 namespace octa::selfcheck {
@@ -455,6 +460,192 @@ KernelCase folded_eval_case(const ConvLaunchers& L, ConvImpl impl, const ConvSha
   return c;
 }
 
+// =============================================================================================
+// --sync-bn: the ranks' statistics and backward sums merged in rank order
+// =============================================================================================
+
+// The ranks' shares of the global batch (uneven: as the last rank of a batch that does not
+// divide), one stage's channels and size.
+struct SyncShape {
+  std::vector<int> shares;
+  int Cin, Cout, H, W;
+  int ranks() const { return static_cast<int>(shares.size()); }
+  int total() const {
+    int n = 0;
+    for (const int v : shares) n += v;
+    return n;
+  }
+  std::string tag() const {
+    return fmt::format("ranks {} {}>{} {}x{}", fmt::join(shares, "+"), Cin, Cout, H, W);
+  }
+};
+
+// One rank (it must equal the plain kernels' numbers), model B's two stages on 2 ranks of small
+// shares, 3 uneven ranks with partial tiles and a channel count off the tiles' 16, two blocks per
+// channel in BatchNorm's kernels (7 images of 28x28).
+std::vector<SyncShape> sync_shapes() {
+  return {{{3}, 1, 32, 28, 28},
+          {{2, 1}, 1, 32, 28, 28},
+          {{2, 2}, 32, 64, 14, 14},
+          {{3, 2, 2}, 9, 33, 6, 34},
+          {{7, 4}, 1, 8, 28, 28}};
+}
+
+KernelCase sync_bn_case(const ConvLaunchers& L, const SyncShape& s) {
+  KernelCase c;
+  c.name = "batchnorm_sync " + s.tag();
+  c.group = "batchnorm";
+  c.launcher = "gpu::batchnorm_sync_pack_stats, _unpack_stats, _pack_sums, _unpack_sums around " +
+               L.name("forward_bn_stats") +
+               ", gpu::batchnorm_relu_maxpool_forward_train, _backward_sums, _backward_data";
+  c.shape = fmt::format("ranks of N = {}, Cin={} Cout={} H={} W={}", fmt::join(s.shares, ", "),
+                        s.Cin, s.Cout, s.H, s.W);
+  c.reference =
+      "cpu::batchnorm_forward_train, relu_forward, maxpool2x2_forward, batchnorm_backward over "
+      "the whole global batch (the kernels' own conv output), dy weighted by each share n_r / n";
+  c.tolerance = tol::kGpuVsCpu;
+  c.body = [L, s](CaseRun& r) {
+    const std::uint64_t seed = seed_of("sync bn " + s.tag());
+    const int R = s.ranks(), C = s.Cout;
+    const std::size_t hw = count(s.H, s.W);
+    const BnParams p(C, seed + 10);
+    const ConvInputs model = conv_inputs({1, s.Cin, C, s.H, s.W}, seed);
+    const auto weight = r.upload(model.weight), bias = r.upload(model.bias);
+    const auto gamma = r.upload(p.gamma), beta = r.upload(p.beta);
+
+    // Each rank's device state, as its CUDA engine holds it.
+    struct Rank {
+      ConvShape shape;
+      DeviceArray<float> in, conv, pooled, mean, invstd, rm, rv, dpool, dconv, dgamma, dbeta;
+      DeviceArray<std::uint8_t> window;
+      DeviceArray<double> stats, ws;
+      int tiles, blocks;
+      float weight;
+    };
+    std::vector<Rank> ranks;
+    std::vector<std::vector<float>> dpools;
+    ranks.reserve(count(R));
+    for (int k = 0; k < R; ++k) {
+      const ConvShape rs{s.shares[count(k)], s.Cin, C, s.H, s.W};
+      const int tiles = L.bn_stats_tiles(rs.N, s.H, s.W);
+      const int blocks = gpu::batchnorm_relu_maxpool_backward_blocks(rs.N, s.H, s.W);
+      dpools.push_back(random_vector<float>(rs.pooled_size(), seed + 50 + count(k)));
+      ranks.push_back(Rank{
+          rs, r.upload(random_vector<float>(rs.in_size(), seed + 20 + count(k))),
+          r.alloc<float>(rs.out_size()), r.alloc<float>(rs.pooled_size()), r.alloc<float>(count(C)),
+          r.alloc<float>(count(C)), r.upload(p.running_mean), r.upload(p.running_var),
+          r.upload(dpools.back()), r.alloc<float>(rs.out_size()), r.alloc<float>(count(C)),
+          r.alloc<float>(count(C)), r.alloc<std::uint8_t>(rs.pooled_size()),
+          r.alloc<double>(3 * count(C) * count(tiles)),
+          r.alloc<double>(2 * count(C) * count(blocks)), tiles, blocks,
+          static_cast<float>(static_cast<double>(rs.N) / s.total())});
+    }
+    // The all-gathers' buffers (each rank's slot written by its own pack, as NCCL's in-place
+    // all-gather leaves it on every rank) and the merged workspaces.
+    auto gathered_stats = r.alloc<double>(3 * count(C) * count(R));
+    auto gathered_sums = r.alloc<double>(2 * count(C) * count(R));
+    auto merged = r.alloc<double>(3 * count(C) * count(R));
+    r.launch([&] {
+      for (int k = 0; k < R; ++k) {
+        Rank& q = ranks[count(k)];
+        L.forward_bn_stats(q.conv.data(), q.stats.data(), q.in.data(), weight.data(), bias.data(),
+                           q.shape.N, s.Cin, C, s.H, s.W, r.stream());
+        gpu::batchnorm_sync_pack_stats(gathered_stats.data() + 3 * count(C) * count(k),
+                                       q.stats.data(), C, q.tiles, r.stream());
+      }
+      gpu::batchnorm_sync_unpack_stats(merged.data(), gathered_stats.data(), C, R, r.stream());
+      for (Rank& q : ranks) {
+        gpu::batchnorm_relu_maxpool_forward_train(
+            q.pooled.data(), q.window.data(), q.mean.data(), q.invstd.data(), q.rm.data(),
+            q.rv.data(), q.conv.data(), merged.data(), R, gamma.data(), beta.data(), q.shape.N, C,
+            s.H, s.W, kBnEps, kBnMomentum, r.stream());
+      }
+      for (int k = 0; k < R; ++k) {
+        Rank& q = ranks[count(k)];
+        gpu::batchnorm_relu_maxpool_backward_sums(q.ws.data(), q.dpool.data(), q.window.data(),
+                                                  q.conv.data(), q.mean.data(), q.invstd.data(),
+                                                  q.shape.N, C, s.H, s.W, r.stream());
+        gpu::batchnorm_sync_pack_sums(gathered_sums.data() + 2 * count(C) * count(k), q.ws.data(),
+                                      C, q.blocks, static_cast<double>(q.weight), r.stream());
+      }
+      for (Rank& q : ranks) {
+        gpu::batchnorm_sync_unpack_sums(q.ws.data(), gathered_sums.data(), C, q.blocks, R,
+                                        r.stream());
+        gpu::batchnorm_relu_maxpool_backward_data(q.dconv.data(), q.dgamma.data(), q.dbeta.data(),
+                                                  q.ws.data(), q.dpool.data(), q.window.data(),
+                                                  q.conv.data(), q.mean.data(), q.invstd.data(),
+                                                  gamma.data(), q.shape.N, C, s.H, s.W, r.stream());
+      }
+    });
+
+    // The global batch: the ranks' conv outputs one after another (NCHW: along N).
+    std::vector<float> x, global_dpool;
+    std::vector<std::vector<std::uint8_t>> codes;
+    for (int k = 0; k < R; ++k) {
+      const std::vector<float> xk = r.download(ranks[count(k)].conv);
+      x.insert(x.end(), xk.begin(), xk.end());
+      codes.push_back(r.download(ranks[count(k)].window));
+      // The global mean loss's gradient: each share's, weighted by the share.
+      for (const float v : dpools[count(k)]) {
+        global_dpool.push_back(static_cast<float>(static_cast<double>(ranks[count(k)].weight) *
+                                                  static_cast<double>(v)));
+      }
+    }
+    const int N = s.total();
+    const TrainRef ref = train_ref(x, p, N, C, s.H, s.W);
+    // dy from the kernels' own window codes (ties go either way within the tolerance; the codes
+    // themselves are checked by the forward cases), then BatchNorm's backward over the batch.
+    std::vector<float> dy(x.size(), 0.0f), din(x.size()), dgamma(count(C)), dbeta(count(C));
+    std::size_t o = 0;
+    for (const auto& rank_codes : codes) {
+      for (const std::uint8_t k : rank_codes) {
+        if (k != gpu::kWindowNoGradient) dy[window_element(o, k, s.H, s.W)] = global_dpool[o];
+        ++o;
+      }
+    }
+    std::vector<float> rank0_mean;
+    std::size_t at = 0, pooled_at = 0;
+    for (int k = 0; k < R; ++k) {
+      Rank& q = ranks[count(k)];
+      const std::string who = fmt::format("rank {}: ", k);
+      const std::size_t n = q.shape.out_size(), np = q.shape.pooled_size();
+      const std::vector<float> want_pooled(
+          ref.pooled.begin() + static_cast<std::ptrdiff_t>(pooled_at),
+          ref.pooled.begin() + static_cast<std::ptrdiff_t>(pooled_at + np));
+      r.check(who + "pooled", r.download(q.pooled), want_pooled, tol::kGpuVsCpu);
+      const std::vector<float> mean = r.download(q.mean);
+      r.check(who + "save_mean", mean, ref.mean, tol::kGpuVsCpu);
+      r.check(who + "save_invstd", r.download(q.invstd), ref.invstd, tol::kGpuVsCpu);
+      r.check(who + "running_mean", r.download(q.rm), ref.running_mean, tol::kGpuVsCpu);
+      r.check(who + "running_var (unbiased with the global count)", r.download(q.rv),
+              ref.running_var, tol::kGpuVsCpu);
+      if (k == 0) {
+        rank0_mean = mean;
+        // The reference backward runs on rank 0's saved statistics (the ranks' are checked
+        // equal to the bit just below), as the kernels do.
+        cpu::batchnorm_backward(din.data(), dgamma.data(), dbeta.data(), dy.data(), x.data(),
+                                mean.data(), r.download(q.invstd).data(), p.gamma.data(), N, C,
+                                static_cast<int>(hw));
+      } else {
+        r.check(who + "save_mean vs rank 0's, bit for bit", mean, rank0_mean, tol::kExact);
+      }
+      // This rank's dconv is the global loss's input gradient in the units of its own share's
+      // loss: 1 / weight times the global one.
+      std::vector<float> want(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        want[i] =
+            static_cast<float>(static_cast<double>(din[at + i]) / static_cast<double>(q.weight));
+      }
+      r.check(who + "dconv", r.download(q.dconv), want, tol::kGpuVsCpu);
+      r.check(who + "dgamma (the global sum)", r.download(q.dgamma), dgamma, tol::kGpuVsCpu);
+      r.check(who + "dbeta (the global sum)", r.download(q.dbeta), dbeta, tol::kGpuVsCpu);
+      at += n;
+      pooled_at += np;
+    }
+  };
+  return c;
+}
+
 }  // namespace
 
 std::vector<KernelCase> fused_bn_cases(const CaseOptions& options) {
@@ -476,6 +667,7 @@ std::vector<KernelCase> fused_bn_cases(const CaseOptions& options) {
     cases.push_back(from_bn_maxpool_case(options.cuda_core, s));
   }
   for (const BnPoolShape& s : bn_pool_shapes()) cases.push_back(fused_backward_case(s));
+  for (const SyncShape& s : sync_shapes()) cases.push_back(sync_bn_case(options.cuda_core, s));
   return cases;
 }
 

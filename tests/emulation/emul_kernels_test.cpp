@@ -363,7 +363,12 @@ const std::map<std::string, std::vector<GroupKernel>>& group_kernels() {
         {"batchnorm.cu", "batchnorm_forward_eval_kernel", true},
         {"batchnorm.cu", "batchnorm_backward_kernel", true},
         {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_sums_kernel", true},
-        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_data_kernel", true}}},
+        {"batchnorm_fused.cu", "batchnorm_relu_maxpool_backward_data_kernel", true},
+        // --sync-bn's merges around the all-gathers.
+        {"batchnorm_sync.cu", "batchnorm_sync_pack_stats_kernel", true},
+        {"batchnorm_sync.cu", "batchnorm_sync_unpack_stats_kernel", true},
+        {"batchnorm_sync.cu", "batchnorm_sync_pack_sums_kernel", true},
+        {"batchnorm_sync.cu", "batchnorm_sync_unpack_sums_kernel", true}}},
       {"elementwise",
        {{"elementwise.cu", "bias_forward_kernel", true},
         {"elementwise.cu", "bias_backward_kernel", true},

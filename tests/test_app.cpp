@@ -288,8 +288,7 @@ TEST_CASE(
   const std::string common = three_class_data(dir, 256, 64) + " --task multiclass";
   const auto ck = dir / "lr.safetensors";
   const auto lrs_of = [](const std::filesystem::path& metrics) {
-    std::ifstream in(metrics);
-    const auto j = nlohmann::json::parse(in);
+    const auto j = octa::test::read_json(metrics);
     std::vector<double> lrs;
     for (const auto& e : j["epochs"]) lrs.push_back(e["lr"].get<double>());
     return std::pair{j["config"]["lr_schedule"], lrs};
@@ -340,8 +339,7 @@ TEST_CASE("train_gpu --resume keeps the checkpoint's optimiser unless a flag cha
   const std::string common = three_class_data(dir, 256, 64) + " --task multiclass --no-report";
   const auto ck = dir / "sgd.safetensors";
   const auto config_of = [](const std::filesystem::path& metrics) {
-    std::ifstream in(metrics);
-    return nlohmann::json::parse(in)["config"];
+    return octa::test::read_json(metrics)["config"];
   };
   const RunResult first =
       train_gpu(fmt::format("{} --epochs 1 --optimizer sgd --lr 0.02 --momentum 0.9 --nesterov "

@@ -32,6 +32,7 @@
 #include "tests/support/three_classes.hpp"
 
 namespace fs = std::filesystem;
+using octa::test::read_json;
 using octa::test::run_command;
 using octa::test::shell_quoted;
 
@@ -39,11 +40,6 @@ namespace {
 
 octa::test::CommandResult predict(const std::string& args) {
   return run_command(OCTA_PREDICT_EXE, args);
-}
-
-nlohmann::json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
 }
 
 // Freshly initialised weights of a model, as octa saves them.

@@ -1,4 +1,4 @@
-// tests/support/files.hpp: writing test files byte for byte.
+// tests/support/files.hpp: writing test files byte for byte, and reading back a JSON file.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 namespace octa::test {
 
@@ -19,6 +20,13 @@ inline std::filesystem::path write_bytes(const std::filesystem::path& path, cons
   out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
   REQUIRE(out.good());
   return path;
+}
+
+// The JSON document in path (a metrics file, predict's --json, ...).
+inline nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  return nlohmann::json::parse(in);
 }
 
 }  // namespace octa::test

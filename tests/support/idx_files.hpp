@@ -6,13 +6,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "tests/support/big_endian.hpp"
 #include "tests/support/files.hpp"
 
 namespace octa::test {
-
-inline void put_be32(Bytes& b, std::uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(v >> s));
-}
 
 // The pixel of image i at position p in idx_images_file: a pattern that differs between images and
 // positions.

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/idx_files.hpp"  // put_be32
+#include "tests/support/big_endian.hpp"
 
 namespace octa::test {
 
